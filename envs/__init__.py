@@ -1,0 +1,1 @@
+"""Task environments: pure-Python producers of `Task`s (built-in synthetic tasks and JSONL files)."""
