@@ -92,7 +92,7 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], k: int) -> float
     if np.isnan(s).any():
         raise ValueError(f"best_of_n: score {int(np.argmax(np.isnan(s)))} is NaN")
     n = s.size
-    order = np.lexsort((-np.arange(n), -s))  # best first; equal scores keep sample order
+    order = np.lexsort((np.arange(n), -s))  # best first; equal scores keep sample order
     total = math.comb(n, k)
     weights = [math.comb(n - 1 - r, k - 1) / total for r in range(n)]  # P(rank r wins)
     return float(np.dot(weights, ok[order]))
