@@ -1,0 +1,170 @@
+"""Language consistency of the reasoning (DeepSeek-R1's language-consistency reward).
+
+Definition (Guo et al. 2025, "DeepSeek-R1", §2.3.2): the share of the reasoning's words that are
+in the target language. DeepSeek-R1 does not specify how words are counted; here:
+
+1. Non-prose is removed first: fenced and inline code (``` … ```, ` … `), LaTeX math
+   ($$ … $$, \\[ … \\], \\( … \\), $ … $ within a line) and LaTeX commands (`\\frac`). Numbers are
+   never words (only letters count). An unclosed delimiter is left as text.
+2. Words are script-aware: each Han or Kana character is one word (those scripts do not separate
+   words with spaces); elsewhere a word is a maximal run of letters, assigned to the script of
+   its first letter (Latin, Cyrillic, Greek, Hangul, Arabic, … from the Unicode character name).
+3. Single Latin or Greek letters are dropped as math variables (`x`, `n`, `π`), also the English
+   words "a" and "I": a deliberate simplification that barely moves an English score and keeps
+   variables from counting against a Chinese or Russian one.
+4. consistency = (words in the target's scripts) / (all words); 1.0 when no word is left (an empty
+   reasoning has nothing in a wrong language: a documented choice, the format reward is the one
+   that punishes empty reasoning).
+
+Targets (`LANGUAGE_SCRIPTS`) are language codes mapped to scripts, so languages that share a
+script are indistinguishable here: en/fr/de/es/it/pt all mean "Latin letters"; zh means Han;
+ja means Han or Kana; ru means Cyrillic. Regional suffixes are ignored (`zh-CN` → `zh`).
+
+`language_reward` picks the target per sample: the factory's `target` (config) if set, else
+`task.meta["lang"]`, else `detect_language(task.prompt)`. The reasoning comes from
+`rewards.format.split_completion`; when there is no closed think block the whole completion
+(tags removed) is scored, so that format and language stay separate components.
+
+Not done here: telling languages of one script apart, or any model-based language ID.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+from rewards.format import TAG_RE, split_completion
+
+if TYPE_CHECKING:
+    from envs.base import Task
+
+LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
+    "en": frozenset({"latin"}), "fr": frozenset({"latin"}), "de": frozenset({"latin"}),
+    "es": frozenset({"latin"}), "it": frozenset({"latin"}), "pt": frozenset({"latin"}),
+    "zh": frozenset({"han"}), "ja": frozenset({"han", "kana"}), "ko": frozenset({"hangul"}),
+    "ru": frozenset({"cyrillic"}), "ar": frozenset({"arabic"}),
+}
+# Dominant script -> language reported by detect_language (han may become ja, see there).
+SCRIPT_LANGUAGE = {"latin": "en", "han": "zh", "kana": "ja", "hangul": "ko",
+                   "cyrillic": "ru", "arabic": "ar"}
+JA_KANA_SHARE = 0.2  # Han text with at least this share of Kana (of Han+Kana) is Japanese
+
+_CJK = ("\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
+        "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f")  # Han + Kana letters
+_WORD_RE = re.compile(f"[{_CJK}]|[^\\W\\d_{_CJK}]+")  # one CJK char, or a run of other letters
+_INLINE_MATH_RE = re.compile(r"\$[^$\n]*\$")  # negated classes: linear, no backtracking blowup
+_INLINE_CODE_RE = re.compile(r"`[^`\n]*`")
+_LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+")
+_SPANS = (("```", "```"), ("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"))
+_NAME_SCRIPT = {"CJK": "han", "HIRAGANA": "kana", "KATAKANA": "kana", "HANGUL": "hangul"}
+_VARIABLE_SCRIPTS = frozenset({"latin", "greek"})
+
+
+def _drop_spans(text: str, open_: str, close: str) -> str:
+    """Replace each `open_ … close` span by a space, scanning left to right with `str.find`
+    (linear even when many openers are never closed)."""
+    parts, pos = [], 0
+    while (start := text.find(open_, pos)) >= 0:
+        end = text.find(close, start + len(open_))
+        if end < 0:
+            break
+        parts += [text[pos:start], " "]
+        pos = end + len(close)
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def strip_non_prose(text: str) -> str:
+    """Remove code, LaTeX math and LaTeX commands (see the module docstring, step 1)."""
+    for open_, close in _SPANS:
+        text = _drop_spans(text, open_, close)
+    text = _INLINE_MATH_RE.sub(" ", text)
+    text = _INLINE_CODE_RE.sub(" ", text)
+    return _LATEX_CMD_RE.sub(" ", text)
+
+
+@lru_cache(maxsize=8192)
+def _script(ch: str) -> str:
+    """Lower-case script name of a letter: 'latin', 'cyrillic', 'han', 'kana', 'hangul', …"""
+    if ch.isascii():
+        return "latin"
+    words = re.split(r"[ -]", unicodedata.name(ch, "UNKNOWN"))
+    if words[0] in ("HALFWIDTH", "FULLWIDTH") and len(words) > 1:
+        words = words[1:]
+    return _NAME_SCRIPT.get(words[0], words[0].lower())
+
+
+def script_word_counts(text: str) -> Counter:
+    """Words per script after `strip_non_prose`, single Latin/Greek letters dropped."""
+    words = _WORD_RE.findall(strip_non_prose(text))
+    by_first = Counter(map(itemgetter(0), words))  # C-level counting; few distinct letters
+    singles = Counter(w for w in words if len(w) == 1)
+    counts: Counter = Counter()
+    for letter, n in by_first.items():
+        script = _script(letter)
+        if script in _VARIABLE_SCRIPTS:
+            n -= singles[letter]
+        if n:
+            counts[script] += n
+    return counts
+
+
+def _target_scripts(target: str) -> frozenset[str]:
+    code = str(target).lower().replace("_", "-").split("-")[0]
+    if code not in LANGUAGE_SCRIPTS:
+        raise ValueError(f"language target {target!r} is not supported;"
+                         f" known: {sorted(LANGUAGE_SCRIPTS)}")
+    return LANGUAGE_SCRIPTS[code]
+
+
+def language_consistency(reasoning: str, target: str) -> float:
+    """Share of words of `reasoning` written in `target`'s script(s), in [0, 1]; 1.0 if no words.
+
+    E.g. target "en" and "First 计算 the sum" → words First, 计, 算, the, sum → 3/5 = 0.6.
+    """
+    scripts = _target_scripts(target)
+    counts = script_word_counts(reasoning)
+    total = sum(counts.values())
+    if total == 0:
+        return 1.0
+    return sum(counts[s] for s in scripts) / total
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """Language code of the dominant script of `text` (most words), via `SCRIPT_LANGUAGE`.
+
+    Han text is "ja" when Kana make up at least `JA_KANA_SHARE` of its Han+Kana words. Returns
+    `default` when the text has no words or its dominant script has no language here.
+    """
+    counts = script_word_counts(text)
+    if not counts:
+        return default
+    cjk = counts["han"] + counts["kana"]
+    if cjk and cjk >= max(counts.values()) and counts["kana"] >= JA_KANA_SHARE * cjk:
+        return "ja"
+    script = max(counts, key=counts.__getitem__)
+    return SCRIPT_LANGUAGE.get(script, default)
+
+
+def _reasoning_text(completion: str, prefilled: bool) -> str:
+    reasoning, _ = split_completion(completion, prefilled)
+    if reasoning is None:
+        reasoning = completion
+    return TAG_RE.sub(" ", reasoning)
+
+
+def language_reward(completions: list[str], tasks: list["Task"], *, target: str | None = None,
+                    prefilled: bool = False) -> list[float]:
+    """`language_consistency` of each completion's reasoning with its target language.
+
+    Target per sample: `target` if given, else `task.meta["lang"]`, else the prompt's dominant
+    language (`detect_language`). An unsupported target raises `ValueError` for that sample.
+    """
+    scores = []
+    for completion, task in zip(completions, tasks):
+        lang = target or task.meta.get("lang") or detect_language(task.prompt)
+        scores.append(language_consistency(_reasoning_text(completion, prefilled), lang))
+    return scores
