@@ -132,45 +132,41 @@ def cluster_answers(answers: Sequence[str | None], *,
     return labels
 
 
-def _subsets(n: int, k: int, n_resamples: int, seed: Any) -> np.ndarray:
-    """All k-subsets of range(n) if there are at most n_resamples, else n_resamples random ones.
-
-    Rows are sorted so each subset keeps sample order. Shape (m, k).
-    """
+def _subsets(n: int, k: int, n_resamples: int, seed: int | Sequence[int]) -> np.ndarray:
+    """All k-subsets of range(n) if there are at most n_resamples, else n_resamples uniform
+    random ones (a row's order is arbitrary). Shape (m, k)."""
     if math.comb(n, k) <= n_resamples:
         return np.array(list(itertools.combinations(range(n), k)), dtype=np.int64).reshape(-1, k)
     rng = np.random.default_rng(seed)
-    picks = np.argsort(rng.random((n_resamples, n)), axis=1)[:, :k]  # (m, k) uniform k-subsets
-    return np.sort(picks, axis=1)
+    rows = np.broadcast_to(np.arange(n), (n_resamples, n))  # (m, n)
+    return rng.permuted(rows, axis=1)[:, :k]  # (m, k) each row shuffled independently
 
 
 def _vote(labels: np.ndarray, ok: np.ndarray, subsets: np.ndarray) -> np.ndarray:
-    """Correctness of the majority vote in each subset. labels/ok (n,), subsets (m, k) → (m,)."""
+    """Correctness of the majority vote in each subset. labels/ok (n,), subsets (m, k) → (m,).
+
+    Every member of a cluster sees the cluster's vote count, so the member with the most votes
+    and, among those, the smallest sample index is the first member of the winning cluster.
+    """
     m, k = subsets.shape
-    n_clusters = int(labels.max()) + 1
+    n, n_clusters = labels.size, int(labels.max()) + 1
     if n_clusters == 0:  # no sample has an answer: every vote is wrong
         return np.zeros(m, dtype=bool)
+    rows = np.arange(m)[:, None]  # (m, 1)
     lab = labels[subsets]  # (m, k)
-    rows = np.repeat(np.arange(m), k).reshape(m, k)  # (m, k)
     has = lab >= 0  # (m, k)
-    counts = np.zeros((m, n_clusters), dtype=np.int64)  # (m, C)
-    np.add.at(counts, (rows[has], lab[has]), 1)
-    first = np.full((m, n_clusters), k, dtype=np.int64)  # (m, C) first position in subset
-    for pos in range(k - 1, -1, -1):  # backwards, so the earliest position is written last
-        col = lab[:, pos]
-        sel = col >= 0
-        first[sel, col[sel]] = pos
-    rank = counts * (k + 1) - first  # most votes first, then earliest first occurrence
-    win = rank.argmax(axis=1)  # (m,)
-    win_pos = first[np.arange(m), win]  # (m,)
-    voted = counts[np.arange(m), win] > 0
-    return ok[subsets[np.arange(m), np.minimum(win_pos, k - 1)]] & voted
+    flat = (rows * n_clusters + np.maximum(lab, 0))[has]  # (votes,)
+    counts = np.bincount(flat, minlength=m * n_clusters).reshape(m, n_clusters)  # (m, C)
+    votes = np.where(has, counts[rows, np.maximum(lab, 0)], 0)  # (m, k) votes of own cluster
+    rank = votes * (n + 1) - subsets  # (m, k) most votes first, then earliest sample
+    win = rank.argmax(axis=1)  # (m,) position of the winning cluster's first member
+    return ok[subsets[rows[:, 0], win]] & (votes[rows[:, 0], win] > 0)
 
 
 def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
              key: Callable[[str], Hashable | None] | None = None,
              equivalent: Callable[[str, str], bool] | None = None,
-             seed: Any = 0, n_resamples: int = 1000) -> float:
+             seed: int | Sequence[int] = 0, n_resamples: int = 1000) -> float:
     """Expected correctness of a majority vote over k of the n samples.
 
     - Grouping: answers are clustered once over all n samples by `cluster_answers` (`key` or
@@ -179,6 +175,7 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
       vote is incorrect.
     - Ties: among clusters with the most votes, the one whose first member comes earliest in
       sample order wins. The vote is correct iff that first member (within the subset) is.
+      Subsets are index sets, so the rule does not depend on the order they are drawn in.
     - Expectation over subsets: exact enumeration when C(n, k) <= n_resamples (always for k = 1
       and k = n), else the mean over n_resamples uniform random k-subsets drawn with
       `numpy.random.default_rng(seed)`, so a fixed seed gives a fixed result.
