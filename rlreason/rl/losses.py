@@ -244,9 +244,15 @@ def get_aggregation(agg: str | Aggregation) -> Aggregation:
     return AGGREGATIONS[agg]
 
 
-def token_mean_share(x: Tensor, mask: Tensor, norm: LossNorm) -> float:
-    """This micro-batch's share of the mini-batch token mean of x (for additive logging)."""
-    return float(torch.where(mask > 0, x.detach(), 0.0).sum().item() / max(norm.n_tokens, 1.0))
+def token_mean_share(x: Tensor, mask: Tensor, norm: LossNorm) -> Tensor:
+    """This micro-batch's share of the mini-batch token mean of x (for additive logging), 0-dim."""
+    return torch.where(mask > 0, x.detach(), 0.0).sum() / max(norm.n_tokens, 1.0)
+
+
+def to_floats(stats: dict[str, Tensor]) -> dict[str, float]:
+    """0-dim tensors to floats with one device sync for the whole dict."""
+    values = torch.stack([v.detach().to(torch.float64) for v in stats.values()]).tolist()
+    return dict(zip(stats, values))
 
 
 # ----------------------------------------------------------------------------- total loss
@@ -285,22 +291,22 @@ def total_loss(
         logp, old_logp, adv, mask, clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, ratio_level=ratio_level
     )
     loss = agg.aggregate(pg_tok, mask, norm)
-    stats = {"loss/policy": loss.item()}
+    stats: dict[str, Tensor] = {"loss/policy": loss}
     if ref_logp is not None:
         valid = mask > 0  # (B, T) padding compares 0 with 0: no overflow, no NaN gradient
         kl_tok = kl_penalty(torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0), kl_kind)  # (B, T)
         kl = agg.aggregate(kl_tok, mask, norm)
         if kl_coef != 0.0:
             loss = loss + kl_coef * kl
-        stats["loss/kl"] = kl.item()
+        stats["loss/kl"] = kl
         stats["policy/kl"] = token_mean_share(kl_tok, mask, norm)
     if entropy is not None:
         ent = agg.aggregate(entropy, mask, norm)
         if entropy_coef != 0.0:
             loss = loss - entropy_coef * ent
-        stats["loss/entropy"] = ent.item()
+        stats["loss/entropy"] = ent
         stats["policy/entropy"] = token_mean_share(entropy, mask, norm)
-    stats["loss/total"] = loss.item()
+    stats["loss/total"] = loss
     for key, x in (
         ("policy/clipfrac_low", ts.clipped_low),
         ("policy/clipfrac_high", ts.clipped_high),
@@ -309,7 +315,7 @@ def total_loss(
         ("policy/ratio_mean", ts.ratio),
     ):
         stats[key] = token_mean_share(x, mask, norm)
-    return loss, stats
+    return loss, to_floats(stats)
 
 
 def truncation_mask(finish_reasons: Sequence[str], mask: Tensor, mask_truncated: bool = True) -> Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rlreason.rl.losses import Aggregation, LossNorm, check_bt, get_aggregation, token_mean_share
+from rlreason.rl.losses import Aggregation, LossNorm, check_bt, get_aggregation, to_floats, token_mean_share
 
 
 class ValueHead(nn.Module):
@@ -72,9 +72,9 @@ def value_loss(
     loss_tok, bound = value_loss_tok(values, old_values, returns, mask, clip)
     loss = agg.aggregate(loss_tok, mask, norm)
     stats = {
-        "loss/value": loss.item(),
+        "loss/value": loss,
         "value/clipfrac": token_mean_share(bound, mask, norm),
         "value/mean": token_mean_share(values, mask, norm),
         "value/returns_mean": token_mean_share(returns, mask, norm),
     }
-    return loss, stats
+    return loss, to_floats(stats)
