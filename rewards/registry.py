@@ -1,0 +1,139 @@
+"""Reward registry: names picked from config -> reward callables, and composition from a spec.
+
+`REWARDS` maps a name to a lazy import path `"module:attr"` (or to a callable registered at run
+time), so importing this module imports no reward module and no env: `build_reward("countdown")`
+imports `envs.countdown` only when asked.
+
+Convention for options (`build_reward(name, **kwargs)`):
+- a target whose name starts with `make_` is a factory: `make_x(**kwargs) -> RewardFn` is called
+  once with the options (use this when building is costly or needs validation up front);
+- any other target is a plain reward `(completions, tasks, *, option=...) -> list[float]`; its
+  options must be keyword arguments and are bound with `functools.partial`.
+Either way the options are checked against the signature first, and a mismatch is an error
+naming the reward and what it accepts.
+
+`build_composed(spec)` turns a config mapping into a `ComposedReward`:
+`{"math": {"weight": 1.0}, "format": {"weight": 0.1, "prefilled": True}}`; a bare number is a
+weight; a missing weight is 1.0; `"reward": "<registry name>"` lets one reward appear twice under
+two component names (e.g. strict format as gate and as logged metric with other options).
+
+Not done here: discovering rewards by scanning packages, or config dataclasses (the trainer's
+config owns the schema; it passes the spec mapping through).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from rewards.base import ComposedReward, RewardFn
+
+REWARDS: dict[str, str | Callable[..., Any]] = {
+    "format": "rewards.format:strict_format_reward",
+    "format_soft": "rewards.format:soft_format_reward",
+    "tag_count": "rewards.format:tag_count_reward",
+    "language": "rewards.language:language_reward",
+    "overlong": "rewards.length:overlong_reward",
+    "cosine_length": "rewards.length:make_cosine_length_reward",
+    "math": "rewards.math:math_reward",
+    "code": "rewards.code:code_reward",
+    "countdown": "envs.countdown:countdown_reward",
+}
+
+
+def _check_path(name: str, path: str) -> None:
+    module, sep, attr = path.partition(":")
+    if not (module and sep and attr) or ":" in attr:
+        raise ValueError(f"reward {name!r}: import path {path!r} must look like 'module:attr'")
+
+
+def register_reward(name: str, target: str | Callable[..., Any], *,
+                    overwrite: bool = False) -> None:
+    """Add `name` -> `target` ("module:attr" or a callable). Re-registering the same target is a
+    no-op; a different target for a taken name needs `overwrite=True`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_reward: name must be a non-empty string, got {name!r}")
+    if isinstance(target, str):
+        _check_path(name, target)
+    elif not callable(target):
+        raise ValueError(f"register_reward({name!r}): target must be 'module:attr' or a"
+                         f" callable, got {type(target).__name__}")
+    if name in REWARDS and REWARDS[name] != target and not overwrite:
+        raise ValueError(f"register_reward: {name!r} is already registered as"
+                         f" {REWARDS[name]!r}; pass overwrite=True to replace it")
+    REWARDS[name] = target
+
+
+def resolve_reward(name: str) -> Callable[..., Any]:
+    """The object registered under `name`, importing its module if needed."""
+    if name not in REWARDS:
+        raise ValueError(f"unknown reward {name!r}; known rewards: {sorted(REWARDS)}")
+    target = REWARDS[name]
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"reward {name!r}: cannot import {module_name!r} for {target!r}"
+                          f" ({type(exc).__name__}: {exc})") from exc
+    obj = getattr(module, attr, None)
+    if not callable(obj):
+        raise ImportError(f"reward {name!r}: {target!r} names no callable in {module_name!r}")
+    return obj
+
+
+def _check_options(name: str, fn: Callable[..., Any], placeholders: tuple, kwargs: dict) -> None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: let the call itself complain
+    try:
+        sig.bind(*placeholders, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"reward {name!r}: options {sorted(kwargs)} do not fit"
+                         f" {getattr(fn, '__name__', fn)}{sig} ({exc})") from None
+
+
+def build_reward(name: str, **kwargs: Any) -> RewardFn:
+    """A ready reward callable for `name` with options `kwargs` (see the module convention)."""
+    obj = resolve_reward(name)
+    if getattr(obj, "__name__", "").startswith("make_"):
+        _check_options(name, obj, (), kwargs)
+        reward = obj(**kwargs)
+        if not callable(reward):
+            raise ValueError(f"reward {name!r}: factory {obj.__name__} returned"
+                             f" {type(reward).__name__}, not a callable")
+        return reward
+    _check_options(name, obj, ([], []), kwargs)
+    return functools.partial(obj, **kwargs) if kwargs else obj
+
+
+def _component(key: str, entry: Any) -> tuple[str, float, dict[str, Any]]:
+    """(registry name, weight, options) for one spec entry."""
+    if isinstance(entry, (int, float)) and not isinstance(entry, bool):
+        return key, float(entry), {}
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"reward spec {key!r}: expected a weight or a mapping like"
+                         f" {{'weight': 1.0, ...options}}, got {entry!r}")
+    options = dict(entry)
+    weight = options.pop("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise ValueError(f"reward spec {key!r}: weight must be a number, got {weight!r}")
+    return str(options.pop("reward", key)), float(weight), options
+
+
+def build_composed(spec: Mapping[str, Any], gate: str | None = None,
+                   gated: tuple[str, ...] | None = None,
+                   error_value: float = 0.0) -> ComposedReward:
+    """`ComposedReward` from `{component name: weight | {"weight": w, "reward": n, **opts}}`."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(f"reward spec must be a non-empty mapping, got {spec!r}")
+    components = {}
+    for key, entry in spec.items():
+        reward_name, weight, options = _component(str(key), entry)
+        components[str(key)] = (build_reward(reward_name, **options), weight)
+    return ComposedReward(components, gate=gate, gated=None if gated is None else tuple(gated),
+                          error_value=error_value)
