@@ -112,23 +112,22 @@ def cluster_answers(answers: Sequence[str | None], *,
     if key is not None and equivalent is not None:
         raise ValueError("cluster_answers: pass either key or equivalent, not both")
     labels = np.full(len(answers), -1, dtype=np.int64)  # (n,)
-    reps: list[str] = []
-    ids: dict[Hashable, int] = {}
+    reps: list[str] = []  # first member of each cluster, for `equivalent`
+    ids: dict[Hashable, int] = {}  # key value → cluster id, for `key`
     for i, a in enumerate(answers):
         if a is None:
             continue
-        if equivalent is not None:
-            j = next((j for j, r in enumerate(reps) if equivalent(r, a)), len(reps))
-            if j == len(reps):
-                reps.append(a)
-            labels[i] = j
-            continue
         try:
-            h = a if key is None else key(a)
-            h = None if h is None else ids.setdefault(h, len(ids))
+            if equivalent is not None:
+                j = next((j for j, r in enumerate(reps) if equivalent(r, a)), len(reps))
+                reps += [a] if j == len(reps) else []
+            else:
+                h = a if key is None else key(a)
+                j = -1 if h is None else ids.setdefault(h, len(ids))
         except Exception as e:
-            raise ValueError(f"cluster_answers: key failed on answer {i} ({a!r}): {e}") from e
-        labels[i] = -1 if h is None else h
+            what = "equivalent" if equivalent is not None else "key"
+            raise ValueError(f"cluster_answers: {what} failed on answer {i} ({a!r}): {e}") from e
+        labels[i] = j
     return labels
 
 
@@ -176,8 +175,8 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
     - Ties: among clusters with the most votes, the one whose first member comes earliest in
       sample order wins. The vote is correct iff that first member (within the subset) is.
       Subsets are index sets, so the rule does not depend on the order they are drawn in.
-    - Expectation over subsets: exact enumeration when C(n, k) <= n_resamples (always for k = 1
-      and k = n), else the mean over n_resamples uniform random k-subsets drawn with
+    - Expectation over subsets: exact enumeration when C(n, k) <= n_resamples (so always for
+      k = n, and for k = 1 when n <= n_resamples), else the mean over n_resamples uniform random k-subsets drawn with
       `numpy.random.default_rng(seed)`, so a fixed seed gives a fixed result.
     """
     ok = _as_bools(correct, "maj_at_k correct")
@@ -262,7 +261,8 @@ def _check_ks(ks: Sequence[int], records: Sequence[ProblemRecord]) -> list[int]:
     return ks
 
 
-def _problem_values(r: ProblemRecord, ks: list[int], opts: dict[str, Any], seed: Any) -> dict:
+def _problem_values(r: ProblemRecord, ks: list[int], opts: dict[str, Any],
+                    seed: list[int]) -> dict[str, float]:
     """Every metric for one problem; NaN where the record lacks the inputs."""
     n, c = len(r.correct), int(_as_bools(r.correct, "correct").sum())
     out: dict[str, float] = {}
@@ -285,8 +285,8 @@ def per_problem_metrics(records: Sequence[ProblemRecord | Mapping[str, Any]], ks
                         seed: int = 0, n_resamples: int = 1000) -> dict[str, np.ndarray]:
     """Per-problem metric values, name → (P,) array, NaN where a problem lacks the inputs.
 
-    maj@k of problem i at k is seeded with [seed, i, k], so a problem's value does not depend
-    on which other problems are evaluated alongside it.
+    maj@k of problem i at k is seeded with [seed, i, k]: a problem's value depends only on its
+    own samples, its position i and the seed, not on the other problems.
     """
     recs = [_as_record(r, i) for i, r in enumerate(records)]
     if not recs:

@@ -101,9 +101,12 @@ def test_key_and_relation_together_are_rejected():
         cluster_answers(["1"], key=str, equivalent=lambda a, b: a == b)
 
 
-def test_a_failing_key_names_the_answer():
-    with pytest.raises(ValueError, match="answer 1"):
+def test_a_failing_key_or_relation_names_the_answer():
+    with pytest.raises(ValueError, match="key failed on answer 1"):
         maj_at_k(["1", "oops"], [True, False], 2, key=as_fraction)
+    same = lambda a, b: Fraction(a) == Fraction(b)  # noqa: E731
+    with pytest.raises(ValueError, match="equivalent failed on answer 2"):
+        maj_at_k(["1", "2", "oops"], [True, False, False], 2, equivalent=same)
 
 
 def test_majority_tie_goes_to_the_cluster_seen_first():
@@ -239,6 +242,12 @@ def test_summarize_reports_every_metric_with_bounds_and_skips_missing_inputs():
     assert "eval/best_of_1" not in no_scores and "eval/greedy_acc" not in no_scores
 
 
+def test_summarize_passes_the_answer_key_to_the_vote():
+    record = dict(correct=[False, True, True], answers=["0.3", "1/2", "0.5"])
+    assert summarize([record], [3])["eval/maj@3"] == 0.0
+    assert summarize([record], [3], key=as_fraction)["eval/maj@3"] == 1.0
+
+
 def test_summarize_is_deterministic_for_a_fixed_seed():
     rng = random.Random(5)
     records = [ProblemRecord(correct=[rng.random() < 0.4 for _ in range(12)],
@@ -251,9 +260,9 @@ def test_a_problems_values_do_not_depend_on_its_neighbours():
     rng = random.Random(6)
     rec = ProblemRecord(correct=[rng.random() < 0.5 for _ in range(16)],
                         answers=[rng.choice(["a", "b", "c"]) for _ in range(16)])
+    other = ProblemRecord(correct=[True] * 16, answers=["a"] * 16)
     alone = per_problem_metrics([rec], [8])["maj@8"][0]
-    first = per_problem_metrics([rec, rec], [8])["maj@8"]
-    assert first[0] == alone
+    assert per_problem_metrics([rec, other], [8])["maj@8"][0] == alone
 
 
 def test_summarize_names_the_bad_record():
