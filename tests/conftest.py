@@ -1,0 +1,24 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
+
+
+def tiny_config(flavour: str, **kw) -> GPTConfig:
+    base = dict(vocab_size=50, n_layer=2, n_head=4, d_model=32, max_seq_len=96, flavour=flavour)
+    if flavour == "llama":
+        base.update(n_kv_head=2, qk_norm=True, qkv_bias=True)
+    base.update(kw)
+    return GPTConfig(**base)
+
+
+@pytest.fixture(params=["gpt2", "llama"])
+def tiny_model(request):
+    torch.manual_seed(0)
+    return GPT(tiny_config(request.param)).eval()
