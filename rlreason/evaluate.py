@@ -72,7 +72,8 @@ def mean_at_k(n: int, c: int, k: int) -> float:
 
 
 def _as_bools(values: Sequence[Any], what: str) -> np.ndarray:
-    bad = [i for i, v in enumerate(values) if not isinstance(v, (bool, np.bool_)) and v not in (0, 1)]
+    bad = [i for i, v in enumerate(values)
+           if not isinstance(v, (bool, np.bool_)) and v not in (0, 1)]
     if bad:
         raise ValueError(f"{what}: entry {bad[0]} is {values[bad[0]]!r}, expected a bool")
     return np.asarray(values, dtype=bool)  # (n,)
@@ -176,8 +177,9 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
       sample order wins. The vote is correct iff that first member (within the subset) is.
       Subsets are index sets, so the rule does not depend on the order they are drawn in.
     - Expectation over subsets: exact enumeration when C(n, k) <= n_resamples (so always for
-      k = n, and for k = 1 when n <= n_resamples), else the mean over n_resamples uniform random k-subsets drawn with
-      `numpy.random.default_rng(seed)`, so a fixed seed gives a fixed result.
+      k = n, and for k = 1 when n <= n_resamples), else the mean over n_resamples uniform
+      random k-subsets drawn with `numpy.random.default_rng(seed)`, so a fixed seed gives a
+      fixed result.
     """
     ok = _as_bools(correct, "maj_at_k correct")
     if len(answers) != ok.size:
@@ -241,7 +243,8 @@ def _as_record(r: ProblemRecord | Mapping[str, Any], i: int) -> ProblemRecord:
     if isinstance(r, ProblemRecord):
         return r
     if not isinstance(r, Mapping):
-        raise TypeError(f"record {i}: expected a ProblemRecord or a mapping, got {type(r).__name__}")
+        raise TypeError(f"record {i}: expected a ProblemRecord or a mapping, "
+                        f"got {type(r).__name__}")
     unknown = set(r) - {f.name for f in fields(ProblemRecord)}
     if unknown:
         raise ValueError(f"record {i}: unknown keys {sorted(unknown)}")
