@@ -215,10 +215,17 @@ def _children(pid: int) -> list[int]:
 
 
 def _kill_tree(proc, backend: Backend, uid: int | None) -> None:
-    """SIGKILL everything the run started: the namespace's PID 1, else the uid or the group."""
+    """SIGKILL everything the run started: the namespace's PID 1 (the kernel then kills the rest
+    and `unshare` exits once the namespace is empty), else every process of the uid, else the
+    process group."""
     if backend.mounts:
         for child in _children(proc.pid):
             _signal(child)
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            log.warning("rewards.sandbox: namespace of pid %d slow to die; killing unshare",
+                        proc.pid)
     elif uid is not None:
         for _ in range(2):
             subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",

@@ -103,11 +103,12 @@ def _describe(exc):
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _run_calls(fd, ns, calls, repr_cap):
+def _run_calls(fd, ns, calls, repr_cap, _eval=eval, _compile=compile, _repr=repr):
+    """Builtins bound before the program runs, so patching `builtins` does not reach them."""
     for i, call in enumerate(calls):
         try:
-            value = eval(compile(call, "<call>", "eval"), ns)
-            _send(fd, i, "value", repr(value)[:repr_cap])
+            value = _eval(_compile(call, "<call>", "eval"), ns)
+            _send(fd, i, "value", _repr(value)[:repr_cap])
         except MemoryError:
             _send(fd, i, "memory", "MemoryError")
         except BaseException as exc:  # noqa: BLE001 — any failure of a case is that case's data
