@@ -59,6 +59,7 @@ __all__ = ["extract_answer", "is_equivalent", "check_many", "check_many_verdicts
 DEFAULT_TIMEOUT_S = 2.0
 POOL_WORKERS = 2
 CACHE_SIZE = 100_000
+MAX_ANSWER_CHARS = 2_000  # longer answers are compared as raw strings, never normalised/parsed
 _STARTUP_TIMEOUT_S = 60.0
 
 
@@ -87,6 +88,8 @@ def _fast_verdict(pred: str, gold: str) -> Verdict | tuple[str, str]:
     p, g = extract_answer(pred), extract_answer(gold)
     if p is None or g is None:
         return Verdict(False, "no-answer")
+    if max(len(p), len(g)) > MAX_ANSWER_CHARS:
+        return Verdict(p.strip() == g.strip(), "guard")
     pn, gn = normalize(p), normalize(g)
     if pn == gn:
         return Verdict(True, "string")
@@ -287,11 +290,12 @@ def is_equivalent(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) ->
     return check_many_verdicts([(pred, gold)], timeout_s)[0].equal
 
 
-def math_reward(completions: list[str], tasks: list[Task]) -> Scores:
+def math_reward(completions: list[str], tasks: list[Task], *,
+                timeout_s: float = DEFAULT_TIMEOUT_S) -> Scores:
     """1.0 per completion equivalent to its task's answer, else 0.0; counts errors/timeouts."""
     if len(completions) != len(tasks):
         raise ValueError(f"math_reward: {len(completions)} completions for {len(tasks)} tasks")
-    verdicts = check_many_verdicts([(c, t.answer) for c, t in zip(completions, tasks)])
+    verdicts = check_many_verdicts([(c, t.answer) for c, t in zip(completions, tasks)], timeout_s)
     return Scores([1.0 if v.equal else 0.0 for v in verdicts],
                   errors=sum(v.method == "error" for v in verdicts),
                   timeouts=sum(v.method == "timeout" for v in verdicts))

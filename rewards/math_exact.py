@@ -89,12 +89,10 @@ def _factorial(v) -> Fraction:
 
 
 def _add(values):
-    if any(isinstance(v, float) for v in values):
-        total = math.fsum(float(v) for v in values)  # only infinities are floats here
-        if math.isnan(total):
-            raise NotExact("inf - inf")
-        return total
-    return sum(values, Fraction(0))
+    infinities = {v for v in values if isinstance(v, float)}  # only ±inf are floats here
+    if len(infinities) > 1:
+        raise NotExact("inf - inf")
+    return infinities.pop() if infinities else sum(values, Fraction(0))
 
 
 def _mul(values):

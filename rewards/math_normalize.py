@@ -45,9 +45,10 @@ _LITERAL = [
     ("\\geq", "\\ge"), ("\\neq", "\\ne"), ("\\cdotp", "\\cdot"), ("\\bigl", ""), ("\\bigr", ""),
     ("\\big", ""), ("\\Bigl", ""), ("\\Bigr", ""), ("\\Big", ""),
 ]
-_TEXT_MACRO = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_TEXT_MACRO = re.compile(
+    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}(\^\{?\d\}?)?")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d]|,\d)")
-_WORD_SEPARATORS = re.compile(r"\s+(?:and|or)\s+|\\(?:text)?\s*(?:and|or)\b")
+_WORD_SEPARATORS = re.compile(r"\s+(?:and|or)\s+")
 _LHS_VARIABLE = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\in(?![a-z]))\s*(?!=)")
 _MIXED_LATEX = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
@@ -107,7 +108,11 @@ def _apply_text_macros(s: str) -> str:
     """`\\text{…}` after a value is a unit and is dropped; a lone `\\text{…}` is unwrapped."""
     def repl(m: re.Match) -> str:
         before = s[:m.start()].strip()
-        return " " if before and re.search(r"[\w})]$", before) else m.group(1)
+        if m.group(1).strip() in ("and", "or"):
+            return ","
+        if before and re.search(r"[\w})]$", before):
+            return " "  # a unit, with its power (`\\text{cm}^2`)
+        return m.group(1) + (m.group(2) or "")
     return _TEXT_MACRO.sub(repl, s)
 
 

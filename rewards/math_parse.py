@@ -157,7 +157,10 @@ class _Parser:
 
     def expr(self):
         self.enter()
-        terms = [self.term()]
+        if self.accept("\\pm"):  # a leading ± is 0 ± term
+            terms = [("pm", ("int", 0), self.term())]
+        else:
+            terms = [self.term()]
         while True:
             if self.accept("+"):
                 terms.append(self.term())

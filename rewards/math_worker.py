@@ -4,7 +4,8 @@ with one JSON line `{"ok": true, "equal": bool}` or `{"ok": false, "error": "...
 Started by `rewards.math` as `python -m rewards.math_worker` (a fresh interpreter, so nothing of
 the parent — torch threads, the user's `__main__` — is inherited). It caps its own address space
 (`MEMORY_BYTES`) so a memory bomb kills only this process; the parent enforces wall time by
-killing it. It first prints `{"ready": true}` once sympy is imported.
+killing it. It first prints `{"ready": true}` once sympy is imported and warmed up by one
+sample check, so a pair's deadline never pays for first-use costs.
 It deliberately holds no state between pairs.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     _limit_memory()
     from rewards.math_symbolic import check_symbolic
+    check_symbolic("\\sqrt{2}x+\\sin(x)", "x\\sqrt{8}/2+\\sin x")  # warm sympy's lazy caches
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         try:
