@@ -52,9 +52,10 @@ SCRIPT_LANGUAGE = {"latin": "en", "han": "zh", "kana": "ja", "hangul": "ko",
                    "cyrillic": "ru", "arabic": "ar"}
 JA_KANA_SHARE = 0.2  # Han text with at least this share of Kana (of Han+Kana) is Japanese
 
-_CJK = ("\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
-        "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f")  # Han + Kana letters
-_WORD_RE = re.compile(f"[{_CJK}]|[^\\W\\d_{_CJK}]+")  # one CJK char, or a run of other letters
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_KANA = "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
+_CJK_RUN_RE = re.compile(f"[{_HAN}]+|[{_KANA}]+")  # pure runs, not characters: fewer matches
+_LETTERS_RE = re.compile(f"[^\\W\\d_{_HAN}{_KANA}]+")  # a run of non-Han, non-Kana letters
 _INLINE_MATH_RE = re.compile(r"\$[^$\n]*\$")  # negated classes: linear, no backtracking blowup
 _INLINE_CODE_RE = re.compile(r"`[^`\n]*`")
 _LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+")
@@ -98,11 +99,15 @@ def _script(ch: str) -> str:
 
 
 def script_word_counts(text: str) -> Counter:
-    """Words per script after `strip_non_prose`, single Latin/Greek letters dropped."""
-    words = _WORD_RE.findall(strip_non_prose(text))
+    """Words per script after `strip_non_prose`: each Han/Kana character is a word, other
+    letter runs are words of their first letter's script; single Latin/Greek letters dropped."""
+    text = strip_non_prose(text)
+    counts: Counter = Counter()
+    for run in _CJK_RUN_RE.findall(text):
+        counts["kana" if run[0] < "\u3400" else "han"] += len(run)  # all Kana sort below Han
+    words = _LETTERS_RE.findall(text)
     by_first = Counter(map(itemgetter(0), words))  # C-level counting; few distinct letters
     singles = Counter(w for w in words if len(w) == 1)
-    counts: Counter = Counter()
     for letter, n in by_first.items():
         script = _script(letter)
         if script in _VARIABLE_SCRIPTS:
