@@ -101,3 +101,10 @@ def test_task_round_trips_through_json():
     t = Task(prompt="1+1=", answer="2", tests=[{"call": "f()", "expected": "1"}],
              meta={"difficulty": 1, "numbers": [1, 2]})
     assert Task.from_json(t.to_json()) == t
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_default_reward_is_a_registered_reward_name(name):
+    from rewards.registry import REWARDS
+
+    assert set(build_env(name, **SMALL[name]).rewards) <= set(REWARDS)
