@@ -155,6 +155,13 @@ class ReadResult:
     errors: tuple[str, ...] = field(default_factory=tuple)  # messages of skipped lines
 
 
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _BadRecord(f"not valid UTF-8 (byte {e.start + 1})") from None
+
+
 def _parse_line(line: str, parser: Callable[[dict], Task]) -> Task:
     try:
         rec = json.loads(line)
@@ -172,12 +179,12 @@ def read_jsonl(path: str | os.PathLike, format: str = "math", *, skip_bad: bool 
         raise ValueError(f"unknown JSONL format {format!r}; valid formats: {sorted(PARSERS)}")
     path = os.fspath(path)
     tasks, errors = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                tasks.append(_parse_line(line, PARSERS[format]))
+                tasks.append(_parse_line(_decode(raw), PARSERS[format]))
             except _BadRecord as e:
                 if not skip_bad:
                     raise JsonlError(path, lineno, str(e)) from None

@@ -89,6 +89,13 @@ def test_skip_bad_lines_counts_them_and_keeps_the_good_ones(tmp_path):
     assert result.errors[1].startswith(f"{path}:3: ")
 
 
+def test_a_line_that_is_not_utf8_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"question": "a", "answer": 1}\n{"question": "caf\xe9", "answer": 2}\n')
+    with pytest.raises(JsonlError, match=r"latin1.jsonl:2: not valid UTF-8 \(byte 18\)"):
+        read_jsonl(path, "math")
+
+
 def test_unknown_format_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid formats: .*gsm8k"):
         read_jsonl("envs/data/gsm8k_sample.jsonl", "gsm")
