@@ -123,11 +123,13 @@ def strict_format_reward(completions: list[str], tasks: list["Task"], *,
 
 def soft_format_reward(completions: list[str], tasks: list["Task"], *,
                        prefilled: bool = False) -> list[float]:
-    """1.0 where the four tags appear in order (`is_soft_format`), else 0.0; shaping only."""
+    """1.0 where the four tags appear in order (`is_soft_format`), else 0.0; shaping only, in
+    the spirit of the soft format reward of Hugging Face's open-r1 (2025) reproduction."""
     return [float(is_soft_format(c, prefilled)) for c in completions]
 
 
 def tag_count_reward(completions: list[str], tasks: list["Task"], *,
                      prefilled: bool = False) -> list[float]:
-    """`tag_count_score` per completion: 0.25 per correctly counted tag (open-r1-style shaping)."""
+    """`tag_count_score` per completion: 0.25 per correctly counted tag; a dense shaping signal
+    after the tag-count reward of open-r1 (2025), without its newline conventions."""
     return [tag_count_score(c, prefilled) for c in completions]

@@ -24,7 +24,8 @@ penalties inside the loss, or length normalisation of advantages.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from rewards.base import RewardFn, Scores
 from rewards.registry import build_reward
@@ -91,17 +92,23 @@ def overlong_reward(completions: list[str], tasks: list["Task"], *, max_len: int
 
 
 def make_cosine_length_reward(*, max_len: int, correctness: str | RewardFn = "math",
+                              correctness_options: Mapping[str, Any] | None = None,
                               correct_threshold: float = 1.0,
                               length_fn: str | LengthFn = "chars",
                               **cosine_kwargs: float) -> RewardFn:
     """Factory: a reward scoring `cosine_length_reward(correct, length_fn(c), max_len, ...)`.
 
-    `correctness` is a registry name (built with `rewards.registry.build_reward`) or a reward
-    callable; sample i is correct iff its score >= `correct_threshold`. `cosine_kwargs` are the
+    `correctness` is a registry name (built with `rewards.registry.build_reward` and
+    `correctness_options`, e.g. `{"prefilled": True}`) or a reward callable; sample i is correct iff its score >= `correct_threshold`. `cosine_kwargs` are the
     r0_correct/rL_correct/r0_wrong/rL_wrong/r_exceed values. Errors and timeouts counted by the
     correctness reward are passed on in the returned `Scores`.
     """
-    judge = build_reward(correctness) if isinstance(correctness, str) else correctness
+    if isinstance(correctness, str):
+        judge = build_reward(correctness, **dict(correctness_options or {}))
+    elif correctness_options:
+        raise ValueError("make_cosine_length_reward: correctness_options need a registry name")
+    else:
+        judge = correctness
     measure = _length_fn(length_fn)
     cosine_length_reward(True, 0, max_len, **cosine_kwargs)  # fail fast on bad settings
 

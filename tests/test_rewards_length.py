@@ -92,6 +92,16 @@ def test_cosine_factory_resolves_correctness_by_registry_name():
         [expected, cosine_length_reward(False, 3, 100)])
 
 
+def test_cosine_factory_passes_options_to_the_correctness_reward():
+    reward = make_cosine_length_reward(max_len=1000, correctness="format",
+                                       correctness_options={"prefilled": True})
+    assert reward(["r</think><answer>5</answer>"], [Task("p")]) == pytest.approx(
+        [cosine_length_reward(True, 27, 1000)])
+    with pytest.raises(ValueError, match="need a registry name"):
+        make_cosine_length_reward(max_len=10, correctness=lambda c, t: [1.0] * len(c),
+                                  correctness_options={"prefilled": True})
+
+
 def test_cosine_factory_threshold_decides_what_counts_as_correct():
     def partial_credit(completions, tasks):
         return [0.5] * len(completions)
