@@ -135,12 +135,13 @@ def _gae_reference(r, v, m, gamma, lam):
 def test_gae_matches_an_unrolled_loop_on_variable_length_rows():
     g = torch.Generator().manual_seed(0)
     mask = torch.tensor(
-        [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+        [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0],
+         [1, 0, 0, 1, 1, 0]],  # last row: a masked gap (e.g. tool output) is skipped, not a terminal
         dtype=torch.float64,
     )
-    r = torch.randn(5, 6, generator=g, dtype=torch.float64) * mask
+    r = torch.randn(6, 6, generator=g, dtype=torch.float64) * mask
     r[0, 2] = 3.0  # token rewards may sit mid-sequence, not only on the last token
-    v = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    v = torch.randn(6, 6, generator=g, dtype=torch.float64)
     for gamma, lam in [(1.0, 1.0), (0.99, 0.95), (0.5, 0.0)]:
         adv, ret = gae(r, v, mask, gamma=gamma, lam=lam)
         want_adv, want_ret = _gae_reference(r, v, mask, gamma, lam)
