@@ -9,7 +9,9 @@ The verifier `check` never calls `eval`: it bounds the input size, parses with `
 whitelist of nodes (binary + - * /, non-negative int literals, nothing else; no unary minus, no
 `**`, no names or calls), computes with `fractions.Fraction` (so 7/2*2 == 7 exactly), and checks
 the literals used are a sub-multiset of the given numbers (the whole multiset with `use_all`).
-The Unicode signs − × ÷ are accepted as - * /, and one trailing `= <target>` is ignored.
+Only the characters 0-9 + - * / ( ) and whitespace may appear (so no `0x19` or `2_5` spelling
+of a given number); the Unicode signs − × ÷ are accepted as - * /, and one trailing
+`= <target>` is ignored.
 
 `countdown_reward` scores the expression in the last <answer>…</answer> of a completion; think
 text never counts. This module does not check the completion's format; the `format` reward does.
@@ -31,6 +33,7 @@ MAX_NODES = 64
 BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub,
           ast.Mult: operator.mul, ast.Div: operator.truediv}
 UNICODE_SIGNS = str.maketrans({"−": "-", "×": "*", "÷": "/"})
+ALLOWED_CHARS = re.compile(r"[0-9+\-*/()\s]*")  # plain decimal literals only: no 0x19, 2_5
 SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -65,7 +68,7 @@ def check(expression: str, numbers: list[int], target: int, use_all: bool = Fals
     if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION_CHARS:
         return False
     body = _strip_target(expression.translate(UNICODE_SIGNS), target)
-    if body is None or not body.strip():
+    if body is None or not body.strip() or not ALLOWED_CHARS.fullmatch(body):
         return False
     try:
         tree = ast.parse(body.strip(), mode="eval")

@@ -20,6 +20,7 @@ NUMS = [3, 7, 25, 50]
     ("50 ÷ 25", 2),
     ("7 * 3 = 21", 21),          # a trailing "= target" is allowed
     ("((((7))))", 7),
+    ("\n 3 + 7 \n", 10),       # answer tags often hold newlines
 ])
 def test_valid_expressions_are_accepted(expr, target):
     assert check(expr, NUMS, target)
@@ -48,6 +49,8 @@ def test_valid_expressions_are_accepted(expr, target):
     ("3 +", 3, "syntax error"),
     ("(" * 300 + "3" + ")" * 300, 3, "too long / too deep"),
     ("9" * 5000, 3, "huge literal"),
+    ("0x19 + 3", 28, "hex spelling of 25"),
+    ("2_5 + 3", 28, "underscore spelling of 25"),
 ])
 def test_invalid_expressions_are_rejected(expr, target, why):
     assert not check(expr, NUMS, target), why
