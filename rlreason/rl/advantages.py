@@ -42,6 +42,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from rlreason.rl.losses import check_bt
+
 
 # ----------------------------------------------------------------------------- checks and groups
 
@@ -132,14 +134,6 @@ def reinforce_pp(rewards: Tensor, G: int, eps: float = 1e-6) -> Tensor:
 # ----------------------------------------------------------------------------- GAE (PPO)
 
 
-def _check_bt(where: str, mask: Tensor, **tensors: Tensor) -> None:
-    if mask.dim() != 2:
-        raise ValueError(f"{where}: mask must be (B, T), got {tuple(mask.shape)}")
-    for name, t in tensors.items():
-        if t.shape != mask.shape:
-            raise ValueError(f"{where}: {name} has shape {tuple(t.shape)}, mask has {tuple(mask.shape)}")
-
-
 def place_outcome_rewards(rewards: Tensor, mask: Tensor) -> Tensor:
     """Put each row's scalar reward on its last valid token. (B,), (B,T) -> (B,T).
 
@@ -165,7 +159,7 @@ def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0,
       delta_t = r_t + gamma * V_t' - V_t ;  A_t = delta_t + gamma * lam * A_t' ;  R_t = A_t + V_t.
     Returns (adv (B,T), returns (B,T)), both 0 on masked positions; no gradient flows.
     """
-    _check_bt("gae", mask, token_rewards=token_rewards, values=values)
+    check_bt("gae", mask, token_rewards=token_rewards, values=values)
     if not (0.0 <= gamma <= 1.0 and 0.0 <= lam <= 1.0):
         raise ValueError(f"gae: gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
     with torch.no_grad():
