@@ -11,6 +11,7 @@ wall-clock medians over repeats on whatever machine runs it; this script asserts
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from typing import Callable
@@ -86,33 +87,44 @@ def bench_hostile(repeats: int) -> None:
         row(f"{name} @ 1 MB hostile", median_seconds(lambda: reward(hostile, tasks), repeats), 1)
 
 
-def bench_optional(name: str, completions, tasks, options: dict, repeats: int) -> None:
-    """Time a teammate's reward if its module imports; report and skip otherwise."""
+def bench_optional(name: str, make_batch: Callable[[int], tuple[list[str], list[Task]]],
+                   options: dict, repeats: int) -> None:
+    """Time a teammate's reward if its module imports; report and skip otherwise. Every call
+    gets a fresh batch (`make_batch(call_index)`) so answer caches cannot flatter the numbers."""
     try:
         reward = build_reward(name, **options)
     except (ImportError, ValueError) as exc:
         print(f"{name:<28} skipped: {exc}")
         return
-    batch = len(completions)
+    completions, tasks = make_batch(0)
     start = time.perf_counter()
     out = reward(completions, tasks)
-    row(f"{name} (first call)", time.perf_counter() - start, batch)
-    row(name, median_seconds(lambda: reward(completions, tasks), repeats), batch,
-        f"mean score {sum(out) / batch:.2f}")
+    row(f"{name} (first call)", time.perf_counter() - start, len(completions))
+    batches = iter([make_batch(k) for k in range(1, repeats + 1)])
+    row(name, median_seconds(lambda: reward(*next(batches)), repeats), len(completions),
+        f"mean score {sum(out) / len(out):.2f}")
 
 
-def code_batch(batch: int) -> tuple[list[str], list[Task]]:
-    program = "```python\ndef f(x):\n    return 2 * x\n```"
-    tests = [{"call": "f(2)", "expected": "4"}, {"call": "f(5)", "expected": "10"}]
-    completions = [f"<think>double it</think><answer>{program}</answer>"] * batch
-    return completions, [Task("Write f(x) = 2x.", tests=tests, meta={"entry_point": "f"})] * batch
-
-
-def math_batch(batch: int) -> tuple[list[str], list[Task]]:
-    pairs = [("42", "42"), ("\\frac{1}{2}", "0.5"), ("x^2+2x+1", "(x+1)^2"), ("7", "8")]
+def code_batch(batch: int, call: int) -> tuple[list[str], list[Task]]:
+    """Programs computing k * x, tested on two calls; distinct per call and sample."""
     completions, tasks = [], []
     for i in range(batch):
-        pred, gold = pairs[i % len(pairs)]
+        k = call * batch + i + 2
+        program = f"```python\ndef f(x):\n    return {k} * x\n```"
+        tests = [{"call": "f(2)", "expected": str(2 * k)}, {"call": "f(5)", "expected": str(5 * k)}]
+        completions.append(f"<think>multiply</think><answer>{program}</answer>")
+        tasks.append(Task(f"Write f(x) = {k}x.", tests=tests, meta={"entry_point": "f"}))
+    return completions, tasks
+
+
+def math_batch(batch: int, call: int) -> tuple[list[str], list[Task]]:
+    """Equal integers, fraction vs decimal, expanded vs factored polynomial, and a wrong answer
+    in turn (expected mean score 0.75), all distinct per call and sample."""
+    completions, tasks = [], []
+    for i in range(batch):
+        k = call * batch + i + 1
+        pred, gold = [(f"{k}", f"{k}"), (f"\\frac{{{2 * k + 1}}}{{2}}", f"{k + 0.5}"),
+                      (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2"), (f"{k}", f"{k + 1}")][i % 4]
         completions.append(f"<think>work</think><answer>{pred}</answer>")
         tasks.append(Task("q", answer=gold))
     return completions, tasks
@@ -128,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reward cost per sample, median of {args.repeats}; completions ~{mean_chars:.0f} chars")
     bench_text_rewards(completions, tasks, args.repeats)
     bench_hostile(max(1, args.repeats // 2))
-    bench_optional("math", *math_batch(args.batch), {}, args.repeats)
-    bench_optional("code", *code_batch(min(args.batch, 8)), {}, max(1, args.repeats // 2))
+    bench_optional("math", functools.partial(math_batch, args.batch), {}, args.repeats)
+    bench_optional("code", functools.partial(code_batch, min(args.batch, 8)), {},
+                   max(1, args.repeats // 2))
 
 
 if __name__ == "__main__":
