@@ -79,3 +79,28 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     m(ids).sum().backward()
     for a, p in zip(ref, m.parameters()):
         torch.testing.assert_close(p.grad, a, atol=1e-5, rtol=1e-4)
+
+
+def test_saved_model_directory_loads_to_identical_logits(tmp_path, tiny_model):
+    from rlreason.model.io import load_model, save_model
+    from rlreason.model.tokenizer import CharTokenizer
+    save_model(tiny_model, CharTokenizer(), tmp_path)
+    model, tok = load_model(tmp_path)
+    ids = torch.randint(0, 50, (2, 9))
+    torch.testing.assert_close(model(ids), tiny_model(ids), atol=0, rtol=0)
+    assert tok.vocab_size == CharTokenizer().vocab_size
+
+
+def test_loading_a_model_with_a_wrong_shape_names_the_tensor(tmp_path, tiny_model):
+    import json
+
+    from rlreason.model.io import load_model, save_model
+    save_model(tiny_model, None, tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["vocab_size"] = 51
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="tok_emb.weight"):
+        load_model(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_model(tmp_path)
