@@ -217,7 +217,9 @@ def _children(pid: int) -> list[int]:
 def _kill_tree(proc, backend: Backend, uid: int | None) -> None:
     """SIGKILL everything the run started: the namespace's PID 1 (the kernel then kills the rest
     and `unshare` exits once the namespace is empty), else every process of the uid, else the
-    process group."""
+    process group. Never signals a reaped PID: it may already belong to someone else."""
+    if proc.poll() is not None and backend.mounts:
+        return  # `unshare` only exits once its namespace is empty
     if backend.mounts:
         for child in _children(proc.pid):
             _signal(child)
@@ -231,8 +233,9 @@ def _kill_tree(proc, backend: Backend, uid: int | None) -> None:
             subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                             "kill", "-KILL", "-1"], capture_output=True, env={})
     else:
-        _signal(-proc.pid)
-    _signal(proc.pid)
+        _signal(-proc.pid)  # a PGID is not reused while the group has members
+    if proc.poll() is None:
+        _signal(proc.pid)
 
 
 def _signal(pid: int) -> None:
