@@ -55,10 +55,10 @@ def load_model(directory: str | Path, dtype: torch.dtype | None = None, device="
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise ValueError(f"load_model: {d}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
-    for k, v in state.items():
-        if v.shape != own[k].shape:
-            raise ValueError(f"load_model: {d}: tensor {k} has shape {tuple(v.shape)}, "
-                             f"config expects {tuple(own[k].shape)}")
+    bad = [f"{k} has shape {tuple(v.shape)}, config expects {tuple(own[k].shape)}"
+           for k, v in sorted(state.items()) if v.shape != own[k].shape]
+    if bad:
+        raise ValueError(f"load_model: {d}: " + "; ".join(bad))
     model.load_state_dict(state, strict=False)
     model.to(device=device, dtype=dtype)
     tokenizer = None
