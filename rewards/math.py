@@ -17,10 +17,12 @@ Public API
 
 How a pair is decided (cheapest first): no answer → False ("no-answer"); equal normalised strings
 → True ("string"); unparsable or over a size guard → string comparison, i.e. False ("parse",
-"guard"); rational-only pairs → exact `Fraction` comparison in-process ("exact"); the rest → sympy
-in a worker process ("symbolic"). A worker that runs past `timeout_s` is killed and replaced and
-the pair falls back to string comparison, i.e. False ("timeout"); a worker exception gives
-("error", False). Decided verdicts are memoised by normalised pair (LRU, `CACHE_SIZE`).
+"guard"); rational-only pairs → exact `Fraction` comparison in-process ("exact"), as are
+symbolic pairs whose float values already differ at a spot point (`rewards.math_numeric`); the
+rest → sympy in a worker process ("symbolic"). A worker that runs past `timeout_s` is killed
+and replaced and the pair falls back to string comparison, i.e. False ("timeout"); a worker
+exception gives ("error", False). `timeout_s` bounds each pair from the moment a worker takes it;
+a batch of many slow pairs queues behind `POOL_WORKERS` workers. Decided verdicts are memoised by normalised pair (LRU, `CACHE_SIZE`).
 
 The pool: `POOL_WORKERS` processes, each a fresh `python -m rewards.math_worker` talking JSON
 lines over pipes (`subprocess`, so no `fork` of the threaded, torch-loaded parent and, unlike
@@ -37,12 +39,14 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from fractions import Fraction
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -59,13 +63,15 @@ __all__ = ["extract_answer", "is_equivalent", "check_many", "check_many_verdicts
 DEFAULT_TIMEOUT_S = 2.0
 POOL_WORKERS = 2
 CACHE_SIZE = 100_000
+_PLAIN_NUMBER = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?")  # whole answer, via fullmatch
 MAX_ANSWER_CHARS = 2_000  # longer answers are compared as raw strings, never normalised/parsed
 _STARTUP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """`equal`, and `method`: no-answer | string | parse | guard | exact | symbolic | timeout | error."""
+    """`equal` and how it was decided: `method` is one of no-answer, string, parse, guard, exact,
+    symbolic, timeout, error."""
     equal: bool
     method: str
 
@@ -88,6 +94,8 @@ def _fast_verdict(pred: str, gold: str) -> Verdict | tuple[str, str]:
     p, g = extract_answer(pred), extract_answer(gold)
     if p is None or g is None:
         return Verdict(False, "no-answer")
+    if _PLAIN_NUMBER.fullmatch(p) and _PLAIN_NUMBER.fullmatch(g):  # most answers: skip the rest
+        return Verdict(Fraction(p) == Fraction(g), "exact")
     if max(len(p), len(g)) > MAX_ANSWER_CHARS:
         return Verdict(p.strip() == g.strip(), "guard")
     pn, gn = normalize(p), normalize(g)
@@ -202,7 +210,8 @@ class _Pool:
 
     def _collect(self, results, busy) -> None:
         starting = [w for w in self.workers if not w.ready]
-        deadlines = [d for _, d in busy.values()] + [w.started + _STARTUP_TIMEOUT_S for w in starting]
+        deadlines = [d for _, d in busy.values()]
+        deadlines += [w.started + _STARTUP_TIMEOUT_S for w in starting]
         timeout = max(0.0, min(deadlines) - time.monotonic())
         for worker in wait(list(busy) + starting, timeout=timeout):
             try:
@@ -216,7 +225,8 @@ class _Pool:
                 worker.ready = True
                 continue
             i, _ = busy.pop(worker)
-            results[i] = Verdict(bool(reply.get("equal")), "symbolic" if reply.get("ok") else "error")
+            method = "symbolic" if reply.get("ok") else "error"
+            results[i] = Verdict(bool(reply.get("equal")), method)
 
     def _expire(self, results, pending, busy) -> None:
         now = time.monotonic()

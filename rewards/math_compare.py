@@ -13,8 +13,9 @@
   equation against equation is delegated to `scalars.equation`;
 - chained relations (`1 < x \\le 2`) need equal operators and pairwise-equal operands.
 
-Two scalar back ends exist: `EXACT` (this module, `Fraction`s only, raises `NeedsSymbolic` when a
-leaf is not rational) and the sympy one in `rewards.math_symbolic`. Decimal rounding policy
+Two scalar back ends exist: `EXACT` (this module: `Fraction`s, plus a float spot check from
+`rewards.math_numeric` that may answer "different" in-process; otherwise it raises
+`NeedsSymbolic`) and the sympy one in `rewards.math_symbolic`. Decimal rounding policy
 (`decimal_matches`): a decimal literal equals an exact value when it has at least
 `MIN_SIGNIFICANT` significant digits and is that value rounded half-away-from-zero or truncated to
 the decimal's own number of places: 0.3333 and 0.333 match 1/3, 0.33 and 0.3334 do not, 0.667
@@ -29,6 +30,7 @@ from fractions import Fraction
 from typing import Callable
 
 from rewards.math_exact import NotExact, exact_value
+from rewards.math_numeric import clearly_different
 
 MIN_SIGNIFICANT = 3
 _COLLECTIONS = ("list", "set", "pm")
@@ -73,6 +75,8 @@ def _exact_scalar(a, b) -> bool:
     try:
         va, vb = exact_value(a), exact_value(b)
     except NotExact:
+        if decimal_text(a) is None and decimal_text(b) is None and clearly_different(a, b):
+            return False  # floats at spot points already disagree: no need for sympy
         raise NeedsSymbolic from None
     if va == vb:
         return True

@@ -169,10 +169,11 @@ def exact_value(node):
 def _power_depth(node) -> int:
     """How many `pow` nodes are stacked in the deepest chain of `node`."""
     own = 1 if node[0] == "pow" else 0
-    return own + max((_power_depth(c) for c in _children(node)), default=0)
+    return own + max((_power_depth(c) for c in children(node)), default=0)
 
 
-def _children(node):
+def children(node):
+    """The sub-trees of a node (operands, items, matrix entries), in order."""
     for part in node[1:]:
         if isinstance(part, tuple) and part and isinstance(part[0], str):
             yield part
@@ -219,5 +220,5 @@ def guard(node) -> None:
         _guard_value(node)
     if kind == "pow":
         _guard_symbolic_power(node)
-    for child in _children(node):
+    for child in children(node):
         guard(child)

@@ -5,18 +5,19 @@ LaTeX-ish string the parser (`rewards.math_parse`) understands. Both are pure fu
 input and cost a few microseconds per sample.
 
 Extraction rules (defined here, used by `rewards.math`):
-- Everything inside `<think>…</think>` is deleted first; an unclosed `<think>` swallows the rest of
-  the text, so reasoning never counts as an answer.
+- Everything inside `<think>…</think>` is deleted first; an unclosed `<think>` swallows the
+  rest of the text, so reasoning never counts as an answer.
 - If an `<answer>` tag remains, the content of the last `<answer>…</answer>` is used; an empty or
   unterminated last answer gives None (no answer).
 - Inside that content, or in a text without answer tags, the last brace-matched `\\boxed{…}`
   (or `\\fbox{…}`) wins; without one the whole (stripped) text is the answer.
 
 Normalisation covers: `$`, `\\(…\\)`, `\\left`/`\\right`, spacing macros, `\\dfrac`/`\\tfrac`,
-degrees (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after a
-value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` stays a list), a few
-Unicode symbols (√ ½ ∞ − × · ÷ π ≤ ≥ ∪), mixed numbers (`2\\frac{1}{3}`, `2 1/3` → 7/3), trailing
-periods, and a leading `x =` / `x \\in` in front of each comma-separated item.
+degrees (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after
+a value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` stays a list; so
+`(1,234)` without a space is 1234), a few Unicode symbols (√ ½ ∞ − × · ÷ π ≤ ≥ ∪), mixed numbers
+(`2\\frac{1}{3}`, `2 1/3` → 7/3), trailing periods, `and`/`or` between answers (→ `,`), and a
+leading `x =` / `x \\in` in front of each comma-separated item.
 
 It deliberately does not: evaluate anything, know about units beyond dropping `\\text{}` words, or
 guess at natural-language answers ("two"); those stay strings and compare as strings.

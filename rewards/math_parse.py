@@ -9,13 +9,13 @@ tuples (the "answer tree"), never touching sympy, `eval` or `sympify`:
     ("tuple", items)  ("set", items)  ("interval", lo_closed, a, b, hi_closed)
     ("matrix", rows)  ("union", parts)  ("eq", lhs, rhs)  ("rel", ops, operands)  ("list", items)
 
-Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > `\\cup` > `+ - \\pm` >
-`* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary minus > `^`
-(right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`, functions, `|x|`,
-brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple that compare treats as
-an open interval when the other side is an interval; `[a, b]`, `(a, b]`, `[a, b)` are intervals.
-Letters are one-letter symbols (`xy` = x·y) except known function names; `e` is Euler's number and
-`i` the imaginary unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
+Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > `\\cup` >
+`+ - \\pm` > `* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary
+minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`,
+functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
+that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
+`[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y) except known function names;
+`e` is Euler's number and `i` the imaginary unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
 
 Size limits (`ParseLimits`) are checked while parsing: characters, tokens, nesting depth and digits
 per literal. Numeric-size guards that need values (huge powers, factorials) live in
@@ -47,7 +47,8 @@ class ParseLimits:
 FUNCS = ("arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan", "sec", "csc",
          "cot", "log", "ln", "exp", "sqrt", "abs")
 _WORDS = FUNCS + ("infty", "inf", "pi", "oo")
-_GREEK = ("alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "phi", "sigma", "omega", "tau")
+_GREEK = ("alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "phi", "sigma", "omega",
+          "tau")
 _CONSTS = {"pi": "pi", "infty": "oo", "inf": "oo", "oo": "oo", "e": "E", "i": "I"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "\\le": "<=", "\\ge": ">=", "\\lt": "<", "\\gt": ">",
            "<=": "<=", ">=": ">=", "\\ne": "!=", "!=": "!="}
@@ -300,10 +301,15 @@ class _Parser:
             node = ("root", arg, ("int", 2))
         return node if power is None else ("pow", node, power)
 
-    def brackets(self, opener: str):
+    def items(self) -> list:
+        """`expr (, expr)*` inside brackets."""
         items = [self.expr()]
         while self.accept(","):
             items.append(self.expr())
+        return items
+
+    def brackets(self, opener: str):
+        items = self.items()
         closer = self.take()[1]
         if closer not in (")", "]"):
             raise ParseError(f"unclosed {opener!r} before token {self.pos - 1}")
@@ -316,12 +322,10 @@ class _Parser:
         raise ParseError(f"bracket {opener}…{closer} with {len(items)} items is not an interval")
 
     def set_(self, _):
-        items = []
-        if not self.accept("\\}"):
-            items.append(self.expr())
-            while self.accept(","):
-                items.append(self.expr())
-            self.expect("\\}")
+        if self.accept("\\}"):
+            return ("set", ())
+        items = self.items()
+        self.expect("\\}")
         return ("set", tuple(items))
 
     def matrix(self, env: str):
@@ -362,16 +366,14 @@ class _Parser:
         return ("func", "abs", (node,))
 
     def paren_or_group(self, value: str):
-        if value == "{":
-            node = self.expr()
-            self.expect("}")
-            return node
-        return self.brackets(value)
+        if value != "{":
+            return self.brackets(value)
+        node = self.expr()
+        self.expect("}")
+        return node
 
     def langle(self, _):
-        items = [self.expr()]
-        while self.accept(","):
-            items.append(self.expr())
+        items = self.items()
         self.expect("\\rangle")
         return ("tuple", tuple(items))
 
@@ -397,7 +399,7 @@ _ATOMS = {"(": _Parser.paren_or_group, "[": _Parser.paren_or_group, "{": _Parser
 
 
 def parse_answer(text: str, limits: ParseLimits = ParseLimits()):
-    """Answer tree of a normalised answer string (module docstring); ParseError/TooBig on failure."""
+    """Answer tree of a normalised answer string (module docstring); ParseError/TooBig if not."""
     tokens = tokenize(text, limits)
     if not tokens:
         raise ParseError("empty answer")

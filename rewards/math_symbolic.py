@@ -32,7 +32,7 @@ from rewards.math_exact import guard
 from rewards.math_parse import parse_answer
 
 SPOT_POINTS = ((7, 10), (-13, 10), (21, 10), (-2, 5), (19, 13), (3, 7))  # (p, q) = p/q
-RELATIVE_TOLERANCE = sympy.Float("1e-12", 30)
+TOLERANCE = 1e-12  # relative to max(1, |a|, |b|) at a point
 _CONSTS = {"pi": sympy.pi, "E": sympy.E, "oo": sympy.oo, "I": sympy.I}
 
 
@@ -81,37 +81,54 @@ def to_sympy(node) -> sympy.Expr:
 
 
 def _evaluate(expr, point: dict):
-    """30-digit complex value of `expr` at `point`, or None where undefined."""
+    """Value of `expr` at `point`: an exact sympy Rational when substitution gives one (cheap for
+    polynomials), else a 30-digit complex; None where undefined."""
     try:
-        value = complex(expr.evalf(30, subs=point))
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        value = expr.xreplace(point) if point else expr
+        if value.is_Rational:
+            return value
+        value = complex(value.evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
         return None
     if value != value or abs(value) == float("inf"):
         return None
     return value
 
 
+def _close(va, vb) -> bool:
+    """Equal values: exactly for two Rationals, else within TOLERANCE of the scale."""
+    if isinstance(va, sympy.Rational) and isinstance(vb, sympy.Rational):
+        return va == vb
+    try:
+        va, vb = complex(va), complex(vb)
+    except OverflowError:
+        return False
+    return abs(va - vb) <= TOLERANCE * max(1.0, abs(va), abs(vb))
+
+
 def _points(symbols) -> list[dict]:
-    """Deterministic evaluation points; each symbol gets a different value at each point."""
+    """Deterministic evaluation points; each symbol gets a different value at each point.
+    Without free symbols there is one (empty) point."""
+    if not symbols:
+        return [{}]
     ordered = sorted(symbols, key=lambda s: s.name)
     n = len(SPOT_POINTS)
     return [{s: sympy.Rational(*SPOT_POINTS[(i + 2 * k) % n]) for k, s in enumerate(ordered)}
             for i in range(n)]
 
 
-def _spot_check_zero(diff, scale_exprs) -> bool | None:
-    """True/False if the spot checks decide that `diff` is identically zero; None if undecided."""
+def _spot_check_equal(a, b) -> bool | None:
+    """True/False if the spot checks decide whether `a` equals `b`; None if undecided."""
+    points = _points(a.free_symbols | b.free_symbols)
     valid = 0
-    for point in _points(diff.free_symbols):
-        d = _evaluate(diff, point)
-        scales = [_evaluate(e, point) for e in scale_exprs]
-        if d is None or any(s is None for s in scales):
+    for point in points:
+        va, vb = _evaluate(a, point), _evaluate(b, point)
+        if va is None or vb is None:
             continue
-        valid += 1
-        scale = max([1.0] + [abs(s) for s in scales])
-        if abs(d) > float(RELATIVE_TOLERANCE) * scale:
+        if not _close(va, vb):
             return False
-    return True if valid >= 3 else None
+        valid += 1
+    return True if valid >= min(3, len(points)) else None
 
 
 def sympy_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
@@ -122,13 +139,10 @@ def sympy_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
         return False
     if any(e.has(sympy.oo, -sympy.oo) for e in (a, b)):
         return False  # equal infinities were caught by `a == b`
-    diff = a - b
-    if diff == 0:
-        return True
-    verdict = _spot_check_zero(diff, (a, b))
+    verdict = _spot_check_equal(a, b)
     if verdict is not None:
         return verdict
-    return sympy.simplify(diff) == 0
+    return sympy.simplify(a - b) == 0
 
 
 def _sympy_scalar(a, b) -> bool:

@@ -62,7 +62,8 @@ def test_checks_work_from_other_threads_at_the_same_time():
     results = {}
 
     def run(k):
-        results[k] = check_many([(f"\\sqrt{{{k * k * 2}}}", f"{k}\\sqrt{{2}}"), (f"{k}", f"{k + 1}")])
+        pairs = [(f"\\sqrt{{{k * k * 2}}}", f"{k}\\sqrt{{2}}"), (f"{k}", f"{k + 1}")]
+        results[k] = check_many(pairs)
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(2, 6)]
     for t in threads:
