@@ -1,8 +1,10 @@
 """The in-sandbox harness: set up isolation, drop privileges, run one untrusted program.
 
-This file is executed as a script (`python -I -S sandbox_child.py JOB FD`) by `rewards.sandbox`,
-never imported by trusted code. It starts with the privileges the launcher gave it (root inside
-fresh PID/network/mount namespaces when the machine allows it) and, in this order:
+This file is run by `rewards.sandbox` as `python -I -S -c BOOT JOB FD`, where BOOT executes this
+file's code object (compiled once by the parent, shipped in JOB) and calls `main`; it also runs
+as a plain script. Trusted code never imports it. It starts with the privileges the launcher
+gave it (root inside fresh PID/network/mount namespaces when the machine allows it) and, in
+this order:
 
 1. reads the job (a `marshal` dict written by the trusted parent) and deletes the job file;
 2. if asked, makes every mount read-only (`MS_REMOUNT|MS_BIND|MS_RDONLY|MS_NOSUID`) inside its
@@ -160,10 +162,14 @@ def _run_program(fd, job):
     os._exit(0)
 
 
-def main():
+def main(job=None):
+    """argv: JOB FD. JOB holds two marshal records: this file's code object (for the parent's
+    `-c` bootstrap, which saves compiling it per run) and the job dict."""
     job_path, fd = sys.argv[1], int(sys.argv[2])
-    with open(job_path, "rb") as f:
-        job = marshal.loads(f.read())
+    if job is None:
+        with open(job_path, "rb") as f:
+            marshal.load(f)
+            job = marshal.load(f)
     os.unlink(job_path)
     libc = _libc() if (job["mounts"] or job["no_new_privs"]) else None
     if job["mounts"]:

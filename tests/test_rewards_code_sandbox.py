@@ -56,7 +56,8 @@ def test_sleep_times_out_on_the_wall_clock():
 
 @needs_ns
 def test_fork_bomb_is_contained_and_leaves_no_process():
-    res = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
+    res = run("import os\nwhile True:\n    try:\n        os.fork()\n"
+              "    except OSError:\n        pass")
     assert res.status == "timeout"
     assert sandbox_uid_processes() == []
 
@@ -128,7 +129,8 @@ def test_degraded_rlimits_backend_still_kills_a_setsid_daemon_by_uid():
 def test_program_cannot_kill_the_parent():
     me = os.getpid()
     res = run(f"import os, signal\nfor target in ({me}, os.getppid(), -1):\n"
-              "    try:\n        os.kill(target, signal.SIGKILL)\n    except OSError:\n        pass\n"
+              "    try:\n        os.kill(target, signal.SIGKILL)\n"
+              "    except OSError:\n        pass\n"
               "print('still here', os.getuid())")
     assert os.getpid() == me  # we are still running
     assert res.status in ("ok", "killed")
