@@ -144,7 +144,8 @@ def _call_statuses(program: str, cases: list[dict], entry_point: str | None,
 def run_tests(program: str, tests: list[dict], *, timeout_s: float = 2.0, memory_mb: int = 512,
               entry_point: str | None = None, limits: Limits | None = None) -> TestReport:
     """Run `tests` against `program` in the sandbox; `timeout_s` is per process (each stdin test,
-    and all call tests together). Raises ValueError for malformed tests only."""
+    and all call tests together). Raises ValueError for malformed tests and
+    `rewards.sandbox.SandboxError` when the sandbox itself fails; never for the program."""
     _check_tests(tests)
     if entry_point is not None and not str(entry_point).isidentifier():
         raise ValueError(f"run_tests: entry_point {entry_point!r} is not an identifier")

@@ -68,6 +68,11 @@ _BOOT = ("import marshal,sys;f=open(sys.argv[1],'rb');c=marshal.load(f);j=marsha
 _UNSHARE = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (the harness died before the program started): an
+    infrastructure problem, never a verdict on the program."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-run limits. `nproc` counts the run's processes (its own uid when root)."""
@@ -167,6 +172,12 @@ def _interpreter_exposures() -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=None)
+def _mount_namespace() -> str:
+    """Our mount namespace id; the harness refuses to remount anything if it is still in it."""
+    return os.readlink("/proc/self/ns/mnt")
+
+
+@functools.lru_cache(maxsize=None)
 def _harness_code() -> bytes:
     """The harness compiled once (saves ~3 ms of CPU per run), marshalled for the bootstrap."""
     with open(CHILD, encoding="utf-8") as f:
@@ -186,7 +197,7 @@ def _job(program: str, calls: list[str], workdir: str, uid: int | None, backend:
         rl.pop("nproc")  # shared with the parent's own uid: would throttle the parent instead
     return {"program": program, "calls": list(calls), "workdir": workdir, "uid": uid, "gid": uid,
             "mounts": backend.mounts, "no_new_privs": True, "tmpfs_mb": limits.tmpfs_mb,
-            "limits": rl, "repr_cap": limits.repr_cap,
+            "limits": rl, "repr_cap": limits.repr_cap, "host_mnt_ns": _mount_namespace(),
             "expose": [list(e) for e in _interpreter_exposures()] if backend.drop_uid else []}
 
 
@@ -287,7 +298,7 @@ def _parse_frames(buf: bytes) -> dict[int, CallOutcome]:
             break
         idx, kind, n = head[0], head[1].decode("ascii", "replace"), int(head[2])
         payload = buf[nl + 1:nl + 1 + n]
-        if len(payload) < n or kind not in ("value", "raise", "memory"):
+        if len(payload) < n or kind not in ("value", "raise", "memory", "ready"):
             break
         try:
             out[int(idx)] = CallOutcome(kind, payload.decode("utf-8", "replace"))
@@ -328,6 +339,9 @@ def _run_in(workdir, program, stdin, calls, limits, backend, uid):
         proc.stdout.close()
         proc.stderr.close()
     frames = _parse_frames(bytes(bufs["res"]))
+    if frames.pop(-2, None) is None and why is None:
+        raise SandboxError(f"rewards.sandbox: harness failed before the program ran (exit "
+                           f"{proc.returncode}): {_text(bufs['err'])[-2000:]}")
     memory_error = -1 in frames and frames.pop(-1).kind == "memory"
     status, code = _status(why, proc.returncode, memory_error)
     return ExecResult(status, _text(bufs["out"]), _text(bufs["err"]), code,

@@ -173,6 +173,8 @@ def main(job=None):
     os.unlink(job_path)
     libc = _libc() if (job["mounts"] or job["no_new_privs"]) else None
     if job["mounts"]:
+        if os.readlink("/proc/self/ns/mnt") == job["host_mnt_ns"]:
+            raise OSError("sandbox: refusing to remount the host's mount namespace read-only")
         _isolate_filesystem(libc, job["workdir"], job["uid"], job["gid"], job["tmpfs_mb"],
                             job["expose"])
     os.chdir(job["workdir"])
@@ -181,6 +183,7 @@ def main(job=None):
     sys.stderr.reconfigure(encoding="utf-8", errors="replace")
     sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     _apply_limits(job["limits"])
+    _send(fd, -2, "ready", "")  # setup done: from here on, what happens is the program's doing
     _run_program(fd, job)
 
 

@@ -1,6 +1,7 @@
 """Adversarial properties of rewards.sandbox: one attack per test; the parent survives and returns
 within the limit plus a margin. These run as root with namespaces on CI; where the strongest
 backend is unavailable the tests that need it are skipped with the reason."""
+import marshal
 import os
 import socket
 import time
@@ -152,3 +153,12 @@ def test_execute_many_keeps_input_order_under_parallel_workers():
     progs = [f"print({i} * {i})" for i in range(6)]
     res = execute_many(progs, timeout_s=TIMEOUT, memory_mb=256, max_workers=3)
     assert [r.stdout for r in res] == [f"{i * i}\n" for i in range(6)]
+
+
+def test_harness_failure_raises_sandbox_error_not_a_program_verdict(monkeypatch):
+    broken = marshal.dumps(compile("def main(job):\n    raise OSError('no mounts here')",
+                                   "harness", "exec"))
+    monkeypatch.setattr(sandbox, "_harness_code", lambda: broken)
+    with pytest.raises(sandbox.SandboxError, match="no mounts here"):
+        run("print(1)")
+

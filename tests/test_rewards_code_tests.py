@@ -1,7 +1,14 @@
 """rewards.code: verdicts are the parent's comparisons; faked passes fail; reward never raises."""
+import marshal
+import os
+import subprocess
+import sys
+
 import pytest
 
 from envs.base import Task
+from rewards import sandbox
+from rewards.registry import build_reward
 from rewards.code import (code_reward, extract_program, normalize_output, run_tests,
                           run_tests_many, values_match)
 
@@ -131,3 +138,23 @@ def test_code_reward_scores_binary_or_fraction_and_counts_timeouts_and_errors():
     frac = code_reward(completions[:2], tasks[:2], scoring="fraction", timeout_s=1.0,
                        memory_mb=256)
     assert list(frac) == [1.0, 0.5]
+
+
+def test_sandbox_failure_is_counted_as_an_error_not_raised(monkeypatch):
+    broken = marshal.dumps(compile("def main(job):\n    raise OSError('boom')", "h", "exec"))
+    monkeypatch.setattr(sandbox, "_harness_code", lambda: broken)
+    scores = code_reward(["<answer>print(3)</answer>"], [Task("p", tests=ADD_STDIO)],
+                         timeout_s=1.0, memory_mb=256)
+    assert list(scores) == [0.0] and (scores.errors, scores.timeouts) == (1, 0)
+
+
+def test_registry_builds_the_code_reward_with_options():
+    reward = build_reward("code", scoring="fraction", timeout_s=1.0, memory_mb=256)
+    assert list(reward(["<answer>print(3)</answer>"], [Task("p", tests=ADD_STDIO)])) == [0.5]
+
+
+def test_rewards_code_imports_no_torch():
+    probe = "import sys, rewards.code, rewards.sandbox; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.strip() == "False"
