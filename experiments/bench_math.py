@@ -19,6 +19,7 @@ from rewards import math as checker
 from rewards.math_compare import EXACT, trees_equivalent
 from rewards.math_exact import guard
 from rewards.math_normalize import extract_answer, normalize
+from rewards.math_numeric import clearly_different
 from rewards.math_parse import parse_answer
 
 
@@ -76,7 +77,8 @@ HOSTILE = [
     "(" * 60 + "1" + ")" * 60, "1" + "+1" * 5000, "\\frac{" * 300 + "1" + "}{2}" * 300,
     "1e999999", "__import__('os').system('true')", "(x+y+z+w)^{100}-(w+z+y+x)^{99}(x+y+z+w)",
     "\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(x))))))^{99}", "\\binom{1000}{500}x^{99}y^{99}",
-    "x" * 5000, "<answer>" * 2000,
+    "x" * 5000, "<answer>" * 2000, "<think>" * 20000, "\\boxed{" * 20000,
+    "<think>a</think>" * 20000 + "<answer>4</answer>",
 ]
 
 
@@ -101,15 +103,23 @@ def component_costs(pairs) -> dict[str, float]:
         except Exception:  # noqa: BLE001 — NeedsSymbolic is expected for some pairs
             pass
     symbolic = [(normalize(g), n) for (c, g), n in zip(pairs, norms) if "\\sqrt" in g or "x" in g]
+    symbolic_trees = [(parse_answer(g), parse_answer(p)) for g, p in symbolic]
     from rewards.math_symbolic import check_symbolic  # imports sympy here only, for timing
+    fresh = [(f"\\sqrt{{{2 * k * k}}}+{k}y", f"{k}\\sqrt{{2}}+{k}y") for k in range(1000, 1400)]
+    start = time.perf_counter()
+    checker.check_many(fresh)
+    pool_us = (time.perf_counter() - start) / len(fresh) * 1e6
     return {
         "extract_answer": _per_sample_us(extract_answer, [c for c, _ in pairs]),
         "normalize": _per_sample_us(normalize, answers),
         "parse_answer": _per_sample_us(parse_answer, norms),
         "guard": _per_sample_us(guard, trees),
         "exact compare": _per_sample_us(exact, list(zip(gold_trees, trees))),
-        "sympy check, in-process (symbolic only)": _per_sample_us(
+        "numeric pre-filter (symbolic pairs)": _per_sample_us(
+            lambda p: clearly_different(*p), symbolic_trees),
+        "sympy check, in-process (symbolic pairs)": _per_sample_us(
             lambda p: check_symbolic(*p), symbolic[:200]),
+        "symbolic pair through the pool, amortised": pool_us,
     }
 
 
@@ -148,9 +158,13 @@ def main() -> None:
         worst = max(worst, took)
         print(f"  hostile {text[:40]!r:<44s} {took * 1e3:8.1f} ms  {verdict.method}")
     start = time.perf_counter()
-    verdict = checker.check_many_verdicts([("(x+1)^{90}", "x^{90}+1")], timeout_s=0.05)[0]
-    print(f"  forced overrun (timeout 0.05 s): {(time.perf_counter() - start) * 1e3:.1f} ms "
-          f"-> {verdict.method}")
+    verdict = checker.check_many_verdicts([("\\sqrt{99}+w", "3\\sqrt{11}+w")], timeout_s=0.0)[0]
+    print(f"  forced overrun (timeout 0 s, worker killed): "
+          f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}")
+    start = time.perf_counter()
+    verdict = checker.check_many_verdicts([("\\sqrt{98}+w", "7\\sqrt{2}+w")])[0]
+    print(f"  next symbolic check, replacement worker still starting: "
+          f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}")
     print(f"worst single hostile check: {worst:.3f} s (limit 3 s)")
     checker.close_pool()
 

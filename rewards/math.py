@@ -22,7 +22,9 @@ symbolic pairs whose float values already differ at a spot point (`rewards.math_
 rest → sympy in a worker process ("symbolic"). A worker that runs past `timeout_s` is killed
 and replaced and the pair falls back to string comparison, i.e. False ("timeout"); a worker
 exception gives ("error", False). `timeout_s` bounds each pair from the moment a worker takes it;
-a batch of many slow pairs queues behind `POOL_WORKERS` workers. Decided verdicts are memoised by normalised pair (LRU, `CACHE_SIZE`).
+a batch of many slow pairs queues behind `POOL_WORKERS` workers; a reply that arrives after its
+deadline also counts as "timeout". Decided verdicts are memoised by normalised pair (LRU,
+`CACHE_SIZE`).
 
 The pool: `POOL_WORKERS` processes, each a fresh `python -m rewards.math_worker` talking JSON
 lines over pipes (`subprocess`, so no `fork` of the threaded, torch-loaded parent and, unlike
@@ -32,7 +34,12 @@ by `start_pool()`), asynchronously: a pair is only sent to a worker that reporte
 the parent with `multiprocessing.connection.wait` on the pipes and `kill()`, not signals, so they
 hold off the main thread and across threads; a lock serialises concurrent callers. A killed or
 crashed worker is replaced in the background. Workers are closed at exit (`atexit`).
-It deliberately does not import torch, and does not grade natural-language answers.
+Why processes and not signals: SIGALRM-based timeouts fail off the main thread (reported for
+Math-Verify, huggingface/Math-Verify#50 and #55, and worked around in TRL by disabling the timeout,
+huggingface/trl#5281), and a hung `ProcessPoolExecutor` task cannot be reclaimed
+(areal-project/AReaL#1426); here each overrunning worker is simply killed.
+It deliberately does not import torch or sympy (sympy lives in the workers), and does not grade
+natural-language answers.
 """
 from __future__ import annotations
 
@@ -66,6 +73,7 @@ CACHE_SIZE = 100_000
 _PLAIN_NUMBER = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?")  # whole answer, via fullmatch
 MAX_ANSWER_CHARS = 2_000  # longer answers are compared as raw strings, never normalised/parsed
 _STARTUP_TIMEOUT_S = 60.0
+_MAX_FAILED_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class _Pool:
 
     def __init__(self, size: int):
         self.size, self.workers, self.lock = size, [], threading.Lock()
+        self.failed_starts = 0  # workers that died before reporting ready, in a row
 
     def start(self) -> None:
         with self.lock:
@@ -205,7 +214,12 @@ class _Pool:
             if not pending:
                 return
             i, job = pending.popleft()
-            worker.send(job)
+            try:
+                worker.send(job)
+            except OSError:  # died since it was last seen: requeue the job, replace the worker
+                pending.appendleft((i, job))
+                self._replace(worker)
+                continue
             busy[worker] = (i, time.monotonic() + timeout_s)
 
     def _collect(self, results, busy) -> None:
@@ -219,14 +233,18 @@ class _Pool:
             except (EOFError, OSError, ValueError):
                 if worker in busy:
                     results[busy.pop(worker)[0]] = Verdict(False, "error")
+                self.failed_starts += not worker.ready
                 self._replace(worker)
                 continue
             if not worker.ready:
-                worker.ready = True
+                worker.ready, self.failed_starts = True, 0
                 continue
-            i, _ = busy.pop(worker)
-            method = "symbolic" if reply.get("ok") else "error"
-            results[i] = Verdict(bool(reply.get("equal")), method)
+            i, deadline = busy.pop(worker)
+            if time.monotonic() > deadline:  # late: same verdict as if it had been killed
+                results[i] = Verdict(False, "timeout")
+            else:
+                method = "symbolic" if reply.get("ok") else "error"
+                results[i] = Verdict(bool(reply.get("equal")), method)
 
     def _expire(self, results, pending, busy) -> None:
         now = time.monotonic()
@@ -235,8 +253,9 @@ class _Pool:
                 del busy[worker]
                 results[i] = Verdict(False, "timeout")
                 self._replace(worker)
-        if any(not w.ready and w.started + _STARTUP_TIMEOUT_S <= now for w in self.workers):
-            while pending:  # the interpreter cannot start workers: fail loudly per sample
+        stuck = any(not w.ready and w.started + _STARTUP_TIMEOUT_S <= now for w in self.workers)
+        if stuck or self.failed_starts >= _MAX_FAILED_STARTS:
+            while pending:  # workers cannot start here: every such sample counts as an error
                 results[pending.popleft()[0]] = Verdict(False, "error")
 
     def close(self) -> None:
@@ -329,8 +348,8 @@ def _key(tree) -> str:
 def canonical_answer(text: str) -> str | None:
     """Grouping key for majority votes (limits in the module docstring); None if no answer."""
     answer = extract_answer(text)
-    if answer is None:
-        return None
+    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+        return answer and answer.strip()
     norm = normalize(answer)
     tree, _ = _parse_checked(norm)
     if tree is None:

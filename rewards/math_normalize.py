@@ -19,6 +19,9 @@ a value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` 
 (`2\\frac{1}{3}`, `2 1/3` → 7/3), trailing periods, `and`/`or` between answers (→ `,`), and a
 leading `x =` / `x \\in` in front of each comma-separated item.
 
+Sources: the `<think>/<answer>` layout is the DeepSeek-R1-Zero template (DeepSeek-AI, 2025);
+`\\boxed{}` answers follow the MATH dataset (Hendrycks et al., 2021); the list of rewrites is the
+issue's spec, implemented here from scratch.
 It deliberately does not: evaluate anything, know about units beyond dropping `\\text{}` words, or
 guess at natural-language answers ("two"); those stay strings and compare as strings.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S)
+_MAX_BOX_TRIES = 8  # unbalanced `\\boxed{` candidates tried from the end before giving up
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
 _UNICODE = {
@@ -57,8 +60,8 @@ _MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 
 def _last_braced(text: str, command: str) -> str | None:
     """Content of the last brace-matched `command{…}` in `text`, or None if there is none."""
-    start = text.rfind(command + "{")
-    while start != -1:
+    start, tries = text.rfind(command + "{"), 0
+    while start != -1 and tries < _MAX_BOX_TRIES:  # bounded: linear time on hostile text
         depth, i = 0, start + len(command)
         for j in range(i, len(text)):
             if text[j] == "{":
@@ -67,7 +70,7 @@ def _last_braced(text: str, command: str) -> str | None:
                 depth -= 1
                 if depth == 0:
                     return text[i + 1:j]
-        start = text.rfind(command + "{", 0, start)  # unbalanced: try an earlier one
+        start, tries = text.rfind(command + "{", 0, start), tries + 1  # unbalanced: earlier one
     return None
 
 
@@ -83,15 +86,27 @@ def _last_box(text: str) -> str | None:
     return best
 
 
+def _strip_think(text: str) -> str:
+    """Drop `<think>…</think>` blocks (an unclosed one swallows the rest), in linear time."""
+    kept, pos = [], 0
+    while True:
+        start = text.find("<think>", pos)
+        if start == -1:
+            kept.append(text[pos:])
+            break
+        kept.append(text[pos:start])
+        end = text.find("</think>", start)
+        if end == -1:
+            break
+        pos = end + len("</think>")
+    return " ".join(kept).replace("</think>", " ")
+
+
 def extract_answer(completion: str) -> str | None:
     """The graded answer text of a completion, or None (see the module docstring for the rules)."""
     if not isinstance(completion, str):
         return None
-    text = _THINK_BLOCK.sub(" ", completion)
-    open_think = text.find("<think>")
-    if open_think != -1:
-        text = text[:open_think]
-    text = text.replace("</think>", " ")
+    text = _strip_think(completion)
     start = text.rfind("<answer>")
     if start != -1:
         end = text.find("</answer>", start)

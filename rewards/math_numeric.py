@@ -9,6 +9,9 @@ looking like a difference. It never says "equal": equality is left to sympy in t
 this only saves the worker round trip for wrong symbolic answers (about half of them in RL).
 Branch conventions follow the sympy back end: principal values, except a real odd root of a
 negative constant. Infinity, factorials of non-integers and unknown nodes make it undecided.
+Source: randomised identity testing (evaluate at points instead of simplifying; the
+Schwartz–Zippel lemma is its justification for polynomials); the condition-aware tolerance is
+this project's.
 """
 from __future__ import annotations
 

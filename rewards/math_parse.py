@@ -15,12 +15,15 @@ minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, 
 functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
 that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
 `[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y) except known function names;
-`e` is Euler's number and `i` the imaginary unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
+`e` is Euler's number and `i` the imaginary unit. Subscripts are harmless name parts only
+(`x_1`, `\\log_2`).
 
 Size limits (`ParseLimits`) are checked while parsing: characters, tokens, nesting depth and digits
 per literal. Numeric-size guards that need values (huge powers, factorials) live in
 `rewards.math_exact.guard`. Any violation raises `TooBig`; malformed input raises `ParseError` with
 the offending position. It does not simplify or evaluate anything.
+Source: written here from scratch (plain recursive descent); it exists because sympy documents
+that `parse_expr`/`sympify` on strings use `eval`, so they must never see model text.
 """
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ Equations `l1 = r1`, `l2 = r2` are equal when `l1 - r1` is a nonzero constant mu
 `l2 - r2` on the spot points (so `y = 2x + 1` equals `2x - y + 1 = 0`).
 Spot checks can in principle call two different functions equal; with 30-digit evaluation at
 several generic points that needs a contrived input. Wall time is bounded by the caller.
+Points take both signs, so identities that hold only for x > 0 (`\\sqrt{x^2} = x`,
+`2\\ln x = \\ln x^2`) are rejected. Source: sympy's public constructors; spot checks as in
+randomised identity testing (see `rewards.math_numeric`).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ the parent — torch threads, the user's `__main__` — is inherited). It caps i
 (`MEMORY_BYTES`) so a memory bomb kills only this process; the parent enforces wall time by
 killing it. It first prints `{"ready": true}` once sympy is imported and warmed up by one
 sample check, so a pair's deadline never pays for first-use costs.
+Source: this project's design (see `rewards.math` for why processes, not signals).
 It deliberately holds no state between pairs.
 """
 from __future__ import annotations

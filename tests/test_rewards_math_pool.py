@@ -121,3 +121,14 @@ def test_injection_strings_are_never_handed_to_a_string_parser(text, monkeypatch
         pass
     assert check_symbolic("2\\sqrt{2}", "\\sqrt{8}") is True
     assert is_equivalent(text, "0") is False
+
+
+def test_workers_that_cannot_start_give_errors_instead_of_hanging(monkeypatch):
+    pool = checker._Pool(2)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # every worker exits at once
+    try:
+        verdicts = pool.run([("x", "y"), ("a", "b")], timeout_s=1.0)
+        assert verdicts == [checker.Verdict(False, "error")] * 2
+    finally:
+        monkeypatch.undo()
+        pool.close()
