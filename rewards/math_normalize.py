@@ -16,8 +16,9 @@ Normalisation covers: `$`, `\\(…\\)`, `\\left`/`\\right`, spacing macros, `\\d
 degrees (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after
 a value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` stays a list; so
 `(1,234)` without a space is 1234), a few Unicode symbols (√ ½ ∞ − × · ÷ π ≤ ≥ ∪), mixed numbers
-(`2\\frac{1}{3}`, `2 1/3` → 7/3), trailing periods, `and`/`or` between answers (→ `,`), and a
-leading `x =` / `x \\in` in front of each comma-separated item.
+(`2\\frac{1}{3}`, `2 1/3` → 7/3), repeating decimals (`0.\\overline{3}` → 1/3), trailing
+periods, `and`/`or` between answers (→ `,`), and a leading `x =` / `x \\in` in front of each
+comma-separated item.
 
 Sources: the `<think>/<answer>` layout is the DeepSeek-R1-Zero template (DeepSeek-AI, 2025);
 `\\boxed{}` answers follow the MATH dataset (Hendrycks et al., 2021); the list of rewrites is the
@@ -28,6 +29,7 @@ guess at natural-language answers ("two"); those stay strings and compare as str
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _MAX_BOX_TRIES = 8  # unbalanced `\\boxed{` candidates tried from the end before giving up
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
@@ -42,7 +44,7 @@ _UNICODE = {
 _LITERAL = [
     ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
     ("\\displaystyle", ""), ("\\!", ""), ("\\,", ""), ("\\;", " "), ("\\:", " "),
-    ("\\qquad", " "), ("\\quad", " "), ("\\ ", " "), ("~", " "), ("$", ""),
+    ("\\qquad", " "), ("\\quad", " "), ("\\ ", " "), ("~", " "), ("\\$", ""), ("$", ""),
     ("\\(", ""), ("\\)", ""), ("\\[", ""), ("\\]", ""), ("^{\\circ}", ""), ("^\\circ", ""),
     ("\\circ", ""), ("\\%", ""), ("%", ""), ("\\lbrace", "\\{"), ("\\rbrace", "\\}"),
     ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"), ("\\leq", "\\le"),
@@ -54,6 +56,7 @@ _TEXT_MACRO = re.compile(
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d]|,\d)")
 _WORD_SEPARATORS = re.compile(r"\s+(?:and|or)\s+")
 _LHS_VARIABLE = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\in(?![a-z]))\s*(?!=)")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d{1,20})\}")
 _MIXED_LATEX = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 
@@ -132,6 +135,14 @@ def _apply_text_macros(s: str) -> str:
     return _TEXT_MACRO.sub(repl, s)
 
 
+def _repeating_decimal(m: re.Match) -> str:
+    """`0.1\\overline{6}` → `\\frac{1}{6}` (the digits under the bar repeat forever)."""
+    whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3)
+    value = Fraction(f"{whole}.{fixed}" if fixed else whole)
+    value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
 def _mixed_number(item: str) -> str:
     """`2\\frac{1}{3}` / `2 1/3` (proper fraction after an integer) → `\\frac{7}{3}`."""
     m = _MIXED_LATEX.match(item) or _MIXED_PLAIN.match(item)
@@ -180,6 +191,7 @@ def normalize(text: str) -> str:
         if old in s:
             s = s.replace(old, new)
     s = _apply_text_macros(s)
+    s = _REPEATING.sub(_repeating_decimal, s)
     s = _WORD_SEPARATORS.sub(",", s)
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = re.sub(r"\s+", " ", s).strip()

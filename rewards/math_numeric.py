@@ -48,7 +48,7 @@ class _Evaluator:
         if value != value or abs(value) == math.inf:
             raise _Undefined
         self.largest = max(self.largest, abs(value))
-        return value
+        return complex(value.real + 0.0, value.imag + 0.0)  # -0.0 → 0.0: principal branches
 
     def fail(self):
         raise _Undefined
