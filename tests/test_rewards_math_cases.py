@@ -282,3 +282,15 @@ def test_rational_cases_are_decided_without_sympy(verdicts):
     fast = {"integer", "rational", "mixed", "e-notation", "thousands", "percent", "prefix"}
     methods = {v.method for c, v in zip(CASES, verdicts) if c[3] in fast}
     assert "symbolic" not in methods
+
+
+def test_in_process_verdicts_agree_with_the_sympy_back_end(verdicts):
+    from rewards.math_normalize import extract_answer, normalize
+    from rewards.math_symbolic import check_symbolic
+    disagree = []
+    for (gold, pred, _, _), v in zip(CASES, verdicts):
+        if v.method == "exact":
+            g, p = normalize(extract_answer(gold)), normalize(extract_answer(pred))
+            if check_symbolic(g, p) != v.equal:
+                disagree.append((gold, pred, v.equal))
+    assert not disagree
