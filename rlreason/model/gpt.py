@@ -184,7 +184,7 @@ class GPT(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
         if cfg.flavour == "llama":
-            self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+            self.inv_freq = rope_inv_freq(cfg)   # plain fp32 tensor: model.to(bf16) must not round it
         self.gradient_checkpointing = False
         self.apply(self._init_weights)
         for name, p in self.named_parameters():   # scaled init of residual projections (GPT-2)
@@ -198,9 +198,17 @@ class GPT(nn.Module):
             nn.init.zeros_(m.bias)
 
     def _rope(self, positions: torch.Tensor, dtype: torch.dtype):
-        freqs = positions[..., None].float() * self.inv_freq          # (B, T, D/2)
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]               # (B, 1, T, D)
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        """cos/sin (B, 1, T, D) looked up in a table grown on demand (fp32, per device)."""
+        need = int(positions.max()) + 1
+        table = getattr(self, "_rope_table", None)
+        if table is None or table[0].shape[0] < need or table[0].device != positions.device:
+            n = max(need, min(self.config.max_seq_len, 4096))
+            t = torch.arange(n, device=positions.device, dtype=torch.float32)
+            freqs = torch.outer(t, self.inv_freq.to(positions.device))     # (n, D/2)
+            emb = torch.cat((freqs, freqs), dim=-1)                          # (n, D)
+            self._rope_table = table = (emb.cos(), emb.sin())
+        cos, sin = table[0][positions], table[1][positions]                 # (B, T, D)
+        return cos[:, None].to(dtype), sin[:, None].to(dtype)
 
     def hidden(self, ids: torch.Tensor, kv_cache=None, positions: torch.Tensor | None = None,
                key_mask: torch.Tensor | None = None) -> torch.Tensor:

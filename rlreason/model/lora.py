@@ -192,17 +192,18 @@ def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
 class ParamCount:
     trainable: int
     total: int
+    lora: bool = False
 
     @property
     def percent(self) -> float:
         return 100.0 * self.trainable / max(self.total, 1)
 
     def __str__(self) -> str:
-        return (f"Total trainable LoRA parameters: {self.trainable:,} of {self.total:,} "
-                f"({self.percent:.2f}%)")
+        label = "Total trainable LoRA parameters" if self.lora else "Total trainable parameters"
+        return f"{label}: {self.trainable:,} of {self.total:,} ({self.percent:.2f}%)"
 
 
 def count_parameters(model: nn.Module) -> ParamCount:
     unique = {id(p): p for p in model.parameters()}.values()     # tied weights counted once
     return ParamCount(sum(p.numel() for p in unique if p.requires_grad),
-                      sum(p.numel() for p in unique))
+                      sum(p.numel() for p in unique), bool(lora_modules(model)))
