@@ -1,6 +1,180 @@
-"""Placeholder entry point; replaced by the Hydra trainer app."""
+"""`rlreason-train`: the Hydra app that builds a run from config and hands it to the Trainer.
+
+`rlreason-train` alone runs `experiment=r1_zero_tiny` (the built-in R1-Zero demo on CPU). Every
+override is checked against the typed schema (`rlreason.config.Config`, registered in Hydra's
+ConfigStore), then `validate` rejects invalid combinations before any work starts. Reward
+ablations are multiruns: `rlreason-train -m reward.format.weight=0,0.1 seed=1,2,3` puts the arms in
+one W&B group (the experiment name) with the arm in each run's name.
+
+This module only composes: env (envs), template, model (+ LoRA), rewards (rewards), scorer,
+logger, trainer; then writes `config.yaml`, `summary.json` and `report.md` into the run directory.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rlreason.config import Config, ConfigError, validate
+
+FORMAT_REWARDS = ("format", "format_soft", "tag_count", "language")
 
 
-def main() -> None:  # pragma: no cover - replaced when the trainer lands
-    from experiments.bench import demo
-    demo()
+def _to_config(cfg) -> Config:
+    from omegaconf import OmegaConf
+    return OmegaConf.to_object(cfg) if not isinstance(cfg, Config) else cfg
+
+
+def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None, tuple | None]:
+    """{name: {"weight": w, **options}} from the config (else the env's defaults), gate, gated."""
+    terms = cfg.reward or {k: {"weight": w} for k, w in env.rewards.items()}
+    spec, gated = {}, []
+    gate = None
+    for name, term in terms.items():
+        term = term if isinstance(term, dict) else {"weight": term.weight, "gated_by": term.gated_by,
+                                                    "options": term.options}
+        options = dict(term.get("options") or {})
+        if template.prefilled and name in FORMAT_REWARDS:
+            options.setdefault("prefilled", True)
+        spec[name] = {"weight": term.get("weight", 1.0), **options}
+        if term.get("gated_by"):
+            gate = term["gated_by"]
+            gated.append(name)
+    if gate and gate not in spec:
+        raise ConfigError(f"reward.*.gated_by={gate!r} names no reward component; add reward.{gate}")
+    return spec, gate, tuple(gated) if gate else None
+
+
+def answer_functions(env_name: str):
+    """(answer_fn, answer_key) for majority voting: math-style envs share rewards.math's."""
+    if env_name == "code":
+        return None, None
+    if env_name == "countdown":
+        from envs.countdown import final_answer
+        return final_answer, lambda a: a.replace(" ", "") if a else None
+    from rewards.math import canonical_answer, extract_answer
+    return extract_answer, canonical_answer
+
+
+def run_directory(cfg: Config, arm: str) -> Path:
+    if cfg.train.resume:
+        return Path(cfg.train.resume)
+    if cfg.log.run_dir:
+        return Path(cfg.log.run_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm or 'default'}-seed{cfg.seed}"
+
+
+def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
+    from envs.base import build_env
+    from envs.templates import get_template
+    from experiments.models import build_model
+    from rewards.registry import build_composed
+    from rlreason.checkpoint import latest_checkpoint
+    from rlreason.eval_runner import Scorer
+    from rlreason.model.lora import apply_lora, count_parameters
+    from rlreason.rl.advantages import get_estimator
+    from rlreason.rl.trainer import Trainer
+    from rlreason.rl.value import ValueHead
+    from rlreason.tracking import build_logger
+
+    validate(cfg)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    env = build_env(cfg.env.name, **dict(cfg.env.options))
+    template = get_template(cfg.env.template or env.template)
+    model, tokenizer = build_model(cfg.model)
+    if cfg.lora.enabled:
+        apply_lora(model, cfg.lora.rank, cfg.lora.alpha, tuple(cfg.lora.targets), cfg.lora.dropout,
+                   cfg.lora.rslora)
+    print(f"[rlreason] {count_parameters(model)}")
+    spec, gate, gated = reward_spec(cfg, env, template)
+    reward_fn = build_composed(spec, gate=gate, gated=gated)
+    accuracy_key = next(iter(env.rewards))
+    answer_fn, answer_key = answer_functions(cfg.env.name)
+    scorer = Scorer(reward_fn, accuracy_key, "format" if "format" in spec else None, answer_fn, answer_key)
+    run_dir = run_directory(cfg, arm)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = None
+    if cfg.train.resume:
+        run_id = json.loads((latest_checkpoint(run_dir) / "state.json").read_text()).get("run_id")
+    wandb_cfg = copy.deepcopy(cfg.log.wandb)
+    wandb_cfg.group = wandb_cfg.group or cfg.name
+    wandb_cfg.name = wandb_cfg.name or f"{arm or 'default'}-seed{cfg.seed}"
+    logger = build_logger(run_dir, resolved or {}, wandb_cfg, cfg.log.console_every, run_id=run_id)
+    reference = None
+    if not cfg.lora.enabled and (cfg.algo.kl_coef != 0 or cfg.algo.log_kl):
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    value_head = None
+    if get_estimator(cfg.algo.advantage).needs_value:
+        value_head = ValueHead(model.config.d_model).to(next(model.parameters()).device)
+    trainer = Trainer(cfg, model, tokenizer, env.train, env.eval, template.render, scorer,
+                      template.stop, run_dir, logger, reference=reference, value_head=value_head)
+    if cfg.train.resume:
+        trainer.resume(run_dir)
+        print(f"[rlreason] resumed {run_dir} at step {trainer.step}")
+    return trainer
+
+
+def resume_config(cfg: Config) -> Config:
+    """On resume, the run's saved config wins; only train.resume / train.stop_after come from the CLI."""
+    from omegaconf import OmegaConf
+    saved = Path(cfg.train.resume) / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"train.resume={cfg.train.resume}: no config.yaml there (not a run directory?)")
+    base = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))
+    old: Config = OmegaConf.to_object(base)
+    old.train.resume, old.train.stop_after = cfg.train.resume, cfg.train.stop_after
+    return old
+
+
+def run(cfg: Config, arm: str = "") -> dict:
+    from omegaconf import OmegaConf
+    from experiments.summary import finish_run
+    if cfg.train.resume:
+        cfg = resume_config(cfg)
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    t0 = time.perf_counter()
+    trainer = build_trainer(cfg, arm, resolved)
+    if not cfg.train.resume:
+        (trainer.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    try:
+        result = trainer.run()
+    finally:
+        trainer.logger.finish()
+    return finish_run(trainer, result, time.perf_counter() - t0)
+
+
+def _arm_name() -> str:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        overrides = HydraConfig.get().overrides.task
+    except Exception:
+        return ""
+    keep = [o for o in overrides if not o.startswith(("seed=", "train.", "log.", "eval.", "experiment="))]
+    return ",".join(keep)
+
+
+def _hydra_main(cfg) -> None:
+    try:
+        run(_to_config(cfg), _arm_name())
+    except ConfigError as e:
+        print(f"[rlreason] {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(name="base_config", node=Config)
+    app = hydra.main(config_path="conf", config_name="config", version_base=None)(_hydra_main)
+    app()
+
+
+if __name__ == "__main__":
+    main()

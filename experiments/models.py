@@ -1,0 +1,65 @@
+"""Model sources picked by `model.source`: each returns `(model, tokenizer)`.
+
+- `base`: the built-in tiny base model (pretrained on the synthetic corpus, cached by config hash;
+  built on first use by `experiments.pretrain.ensure_base`);
+- `scratch`: a randomly initialised GPT with the char tokenizer (shape from the model config);
+- `local`: an rlreason model directory (`model.safetensors` + `config.json` + `tokenizer.json`);
+- `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from rlreason.model.gpt import GPT, GPTConfig
+from rlreason.model.tokenizer import CharTokenizer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _need_path(cfg) -> str:
+    if not cfg.path:
+        raise ValueError(f"model.source={cfg.source!r} needs model.path=<directory>")
+    return cfg.path
+
+
+def _base(cfg):
+    from experiments.pretrain import ensure_base
+    from rlreason.model.io import load_model
+    return load_model(ensure_base())
+
+
+def _scratch(cfg):
+    tok = CharTokenizer()
+    gcfg = GPTConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     d_model=cfg.d_model, max_seq_len=cfg.max_seq_len, flavour=cfg.flavour)
+    return GPT(gcfg), tok
+
+
+def _local(cfg):
+    from rlreason.model.io import load_model
+    return load_model(_need_path(cfg))
+
+
+def _hf(cfg):
+    from rlreason.model.hf import load_pretrained
+    return load_pretrained(_need_path(cfg), dtype=DTYPES[cfg.dtype])
+
+
+MODEL_SOURCES: dict[str, Callable] = {"base": _base, "scratch": _scratch, "local": _local, "hf": _hf}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg):
+    if cfg.source not in MODEL_SOURCES:
+        raise ValueError(f"model.source={cfg.source!r}: choose one of {sorted(MODEL_SOURCES)}")
+    model, tok = MODEL_SOURCES[cfg.source](cfg)
+    model = model.to(device=resolve_device(cfg.device), dtype=DTYPES[cfg.dtype])
+    model.gradient_checkpointing = cfg.gradient_checkpointing
+    return model, tok

@@ -1,0 +1,96 @@
+"""Checkpoints of an RL run: everything needed to continue exactly where it stopped.
+
+Layout of `<run_dir>/checkpoints/step_NNNNNN/`:
+- `trainable.safetensors`: LoRA adapter tensors (under LoRA) or the full model weights;
+- `value_head.safetensors`: PPO's value head, when there is one;
+- `optimizer.pt`: the AdamW state dict (tensors and numbers only, read with `weights_only=True`);
+- `rng.pt`: torch CPU (and CUDA) generator states, read with `weights_only=True`;
+- `state.json`: step, data position, tracker run id, bad-step streak, Python RNG state.
+`<run_dir>/latest` names the newest complete checkpoint; it is written last (atomic rename), so an
+interruption mid-save leaves the previous checkpoint current. Nothing here unpickles code.
+
+Not here: what the state means (rl/trainer.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import torch
+
+from rlreason.model.lora import adapter_state_dict, load_adapter_state_dict, lora_modules
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    if lora_modules(model):
+        return adapter_state_dict(model)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_embeddings", False):
+        state.pop("lm_head.weight", None)
+    return state
+
+
+def save_checkpoint(run_dir: str | Path, step: int, *, model, optimizer, state: dict,
+                    value_head=None) -> Path:
+    from safetensors.torch import save_file
+    run_dir = Path(run_dir)
+    d = run_dir / "checkpoints" / f"step_{step:06d}"
+    d.mkdir(parents=True, exist_ok=True)
+    save_file(_trainable_state(model), str(d / "trainable.safetensors"))
+    if value_head is not None:
+        save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
+                  str(d / "value_head.safetensors"))
+    torch.save(optimizer.state_dict(), d / "optimizer.pt")
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, d / "rng.pt")
+    py_state = random.getstate()
+    full = {**state, "step": step, "python_rng": [py_state[0], list(py_state[1]), py_state[2]]}
+    (d / "state.json").write_text(json.dumps(full, indent=1))
+    tmp = run_dir / "latest.tmp"
+    tmp.write_text(d.relative_to(run_dir).as_posix())
+    os.replace(tmp, run_dir / "latest")
+    return d
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    pointer = run_dir / "latest"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"resume: {run_dir} has no 'latest' checkpoint pointer "
+                                "(was it written by rlreason-train, and did it reach a checkpoint?)")
+    d = run_dir / pointer.read_text().strip()
+    for f in ("trainable.safetensors", "optimizer.pt", "state.json"):
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"resume: checkpoint {d} is incomplete: {f} is missing")
+    return d
+
+
+def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None) -> dict:
+    """Restore weights, optimizer and RNG states in place; return the saved state dict."""
+    from safetensors.torch import load_file
+    d = Path(d)
+    weights = load_file(str(d / "trainable.safetensors"))
+    if lora_modules(model):
+        load_adapter_state_dict(model, weights)
+    else:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_embeddings)]
+        if missing or unexpected:
+            raise ValueError(f"resume: {d}: missing {missing[:5]}, unexpected {unexpected[:5]} "
+                             "(was the run trained with a different LoRA setting?)")
+    if value_head is not None:
+        value_head.load_state_dict(load_file(str(d / "value_head.safetensors")))
+    optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
+    if (d / "rng.pt").is_file():
+        rng = torch.load(d / "rng.pt", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    state = json.loads((d / "state.json").read_text())
+    v, internal, gauss = state.pop("python_rng")
+    random.setstate((v, tuple(internal), gauss))
+    return state

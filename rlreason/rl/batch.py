@@ -1,0 +1,90 @@
+"""The training batch of one RL step and how it is cut into mini- and micro-batches.
+
+`RolloutBatch` holds everything the update needs, row-aligned (B = groups * G rows, prompt-major):
+prompt ids, completion tokens / mask / sampler log-probs from the engine, rewards and advantages.
+`concat` joins the kept groups of several sampling rounds (dynamic sampling); `rows` selects rows.
+`micro_batches` splits a mini-batch's rows so each forward/backward stays within a token budget.
+
+Not here: computing advantages or losses (advantages.py, losses.py), sampling (engine.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+
+@dataclass
+class RolloutBatch:
+    prompt_ids: list[list[int]]      # B lists
+    tokens: torch.Tensor             # (B, T) completion ids
+    mask: torch.Tensor               # (B, T) float: tokens that enter the loss
+    sampler_logp: torch.Tensor       # (B, T) engine log-probs
+    rewards: torch.Tensor            # (B,) total reward
+    finish_reasons: list[str]        # B
+    texts: list[str]                 # B
+    tasks: list                      # B (opaque to rlreason)
+    components: dict[str, list[float]]
+    adv: torch.Tensor | None = None      # (B,) or (B, T)
+    returns: torch.Tensor | None = None  # (B, T), PPO value targets
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def rows(self, idx) -> "RolloutBatch":
+        idx_l = [int(i) for i in idx]
+        idx_t = torch.as_tensor(idx_l, dtype=torch.long, device=self.tokens.device)
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                out[f.name] = v[idx_t]
+            elif isinstance(v, dict):
+                out[f.name] = {k: [vals[i] for i in idx_l] for k, vals in v.items()}
+            elif isinstance(v, list):
+                out[f.name] = [v[i] for i in idx_l]
+            else:
+                out[f.name] = v
+        return RolloutBatch(**out)
+
+
+def _pad_cat(tensors: list[torch.Tensor], value) -> torch.Tensor:
+    T = max(t.shape[1] for t in tensors)
+    return torch.cat([torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value) for t in tensors])
+
+
+def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
+    """Join batches row-wise; completions are right-padded to the longest."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    return replace(
+        first,
+        prompt_ids=[p for b in batches for p in b.prompt_ids],
+        tokens=_pad_cat([b.tokens for b in batches], pad_id),
+        mask=_pad_cat([b.mask for b in batches], 0.0),
+        sampler_logp=_pad_cat([b.sampler_logp for b in batches], 0.0),
+        rewards=torch.cat([b.rewards for b in batches]),
+        finish_reasons=[r for b in batches for r in b.finish_reasons],
+        texts=[t for b in batches for t in b.texts],
+        tasks=[t for b in batches for t in b.tasks],
+        components={k: [v for b in batches for v in b.components[k]] for k in first.components},
+        adv=None,
+        returns=None,
+    )
+
+
+def micro_batches(rows: list[int], prompt_lens: list[int], comp_lens: list[int],
+                  token_budget: int) -> list[list[int]]:
+    """Consecutive groups of `rows` whose padded size (n * (max prompt + max completion)) fits."""
+    out, cur, p_max, c_max = [], [], 0, 0
+    for r in rows:
+        p, c = max(p_max, prompt_lens[r]), max(c_max, comp_lens[r])
+        if cur and (len(cur) + 1) * (p + c) > token_budget:
+            out.append(cur)
+            cur, p, c = [], prompt_lens[r], comp_lens[r]
+        cur.append(r)
+        p_max, c_max = p, c
+    if cur:
+        out.append(cur)
+    return out
