@@ -53,6 +53,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -137,9 +138,17 @@ def _probe(prefix: tuple[str, ...]) -> bool:
     return done.returncode == 0
 
 
-@functools.lru_cache(maxsize=None)
+_detect_lock = threading.Lock()
+
+
 def detect_backend() -> Backend:
     """The strongest backend that works here, probed once; warns when it is a degraded one."""
+    with _detect_lock:
+        return _detect_backend()
+
+
+@functools.lru_cache(maxsize=None)
+def _detect_backend() -> Backend:
     order = ["unshare", "user-unshare"] if os.geteuid() == 0 else ["user-unshare"]
     chosen = next((BACKENDS[n] for n in order if _probe(BACKENDS[n].prefix)), BACKENDS["rlimits"])
     warning = chosen.warning
@@ -149,7 +158,7 @@ def detect_backend() -> Backend:
     if warning:
         msg = f"rewards.sandbox: degraded isolation ({chosen.name}): {warning}"
         log.warning(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
     return chosen
 
 

@@ -97,7 +97,8 @@ def _isolate_filesystem(libc, workdir, uid, gid, tmpfs_mb, expose):
                         MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | flags, None)
         if rc != 0 and os.path.isdir(point):
             raise OSError(f"sandbox: cannot remount {point} read-only")
-    data = f"size={tmpfs_mb}m,mode=0700,uid={uid},gid={gid}".encode()
+    owner = f",uid={uid},gid={gid}" if uid is not None else ""
+    data = f"size={tmpfs_mb}m,mode=0700{owner}".encode()
     if libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, data) != 0:
         raise OSError(f"sandbox: cannot mount tmpfs on {workdir}")
 
@@ -145,10 +146,10 @@ def _run_program(fd, job):
     try:
         code = compile(job["program"], "main.py", "exec")
         exec(code, ns)
-    except SystemExit as exc:
-        sys.stdout.flush()
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        os._exit(code & 255)
+    except SystemExit as exc:  # as CPython does: int -> status, None -> 0, other -> printed, 1
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
     except MemoryError:
         _send(fd, -1, "memory", "MemoryError")
         os._exit(1)
@@ -157,9 +158,19 @@ def _run_program(fd, job):
         sys.stderr.flush()
         os._exit(1)
     _run_calls(fd, ns, job["calls"], job["repr_cap"])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    _exit(0)
+
+
+def _exit(code):
+    """Flush the program's streams and leave without running its atexit hooks."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except ValueError:  # the program closed its own stream: nothing left to flush
+        pass
+    except OSError:  # as CPython: a failed final flush makes the exit status 120
+        code = code or 120
+    os._exit(code & 255)
 
 
 def main(job=None):

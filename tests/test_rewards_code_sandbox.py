@@ -141,12 +141,12 @@ def test_program_cannot_kill_the_parent():
 
 def test_missing_namespaces_degrade_with_a_warning(monkeypatch):
     monkeypatch.setattr(sandbox, "_probe", lambda prefix: False)
-    sandbox.detect_backend.cache_clear()
+    sandbox._detect_backend.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="degraded isolation"):
             assert sandbox.detect_backend().name == "rlimits"
     finally:
-        sandbox.detect_backend.cache_clear()
+        sandbox._detect_backend.cache_clear()
 
 
 def test_execute_many_keeps_input_order_under_parallel_workers():
