@@ -11,7 +11,9 @@
     safe) and are equal (floats within 1e-6 relative/absolute); if either does not parse, the
     stripped strings must be equal.
   Exit codes, printed markers ("PASSED"), `sys.exit(0)`/`os._exit(0)` or patched builtins in the
-  child therefore cannot turn a failing test into a pass.
+  child therefore cannot turn a failing test into a pass. The result pipe shares a process with
+  the program, so the program could write frames itself; that is no more than answering the
+  calls, since it never sees the expected values (a hard-coded answer passes either way).
 - `run_tests_many`: many programs on a bounded thread pool (each run is its own process).
 - `code_reward(completions, tasks) -> Scores`: extracts the program, runs the task's tests and
   scores it with a `SCORING` entry: "all_pass" (default; 1.0 iff every test passes, as the binary

@@ -162,3 +162,14 @@ def test_harness_failure_raises_sandbox_error_not_a_program_verdict(monkeypatch)
     with pytest.raises(sandbox.SandboxError, match="no mounts here"):
         run("print(1)")
 
+
+
+@pytest.mark.skipif(not sandbox._probe(BACKENDS["user-unshare"].prefix),
+                    reason="needs unprivileged user namespaces")
+def test_user_namespace_backend_still_isolates_files_and_network():
+    program = ("import socket\ntry:\n    open('/tmp/rlr-escape-userns', 'w')\nexcept OSError:\n"
+               "    print('ro')\ntry:\n    socket.create_connection(('127.0.0.1', 9), 0.5)\n"
+               "except OSError:\n    print('no net')")
+    res = run_program(program, limits=Limits(timeout_s=TIMEOUT), backend=BACKENDS["user-unshare"])
+    assert (res.status, res.stdout) == ("ok", "ro\nno net\n")
+    assert not os.path.exists("/tmp/rlr-escape-userns")
