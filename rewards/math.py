@@ -33,7 +33,8 @@ by `start_pool()`), asynchronously: a pair is only sent to a worker that reporte
 ~1 s interpreter + sympy start-up never counts against a pair's deadline. Deadlines are enforced by
 the parent with `multiprocessing.connection.wait` on the pipes and `kill()`, not signals, so they
 hold off the main thread and across threads; a lock serialises concurrent callers. A killed or
-crashed worker is replaced in the background. Workers are closed at exit (`atexit`).
+crashed worker is replaced in the background. Workers are closed at exit (`atexit`); a forked
+child (e.g. a data-loader worker) never talks to its parent's workers but starts its own.
 Why processes and not signals: SIGALRM-based timeouts fail off the main thread (reported for
 Math-Verify, huggingface/Math-Verify#50 and #55, and worked around in TRL by disabling the timeout,
 huggingface/trl#5281), and a hung `ProcessPoolExecutor` task cannot be reclaimed
@@ -187,9 +188,12 @@ class _Pool:
     def __init__(self, size: int):
         self.size, self.workers, self.lock = size, [], threading.Lock()
         self.failed_starts = 0  # workers that died before reporting ready, in a row
+        self.pid = os.getpid()
 
     def start(self) -> None:
         with self.lock:
+            if self.pid != os.getpid():  # we were forked: those workers belong to the parent
+                self.workers, self.pid = [], os.getpid()
             self.workers = [w for w in self.workers if w.proc.poll() is None]
             self.workers += [_Worker() for _ in range(self.size - len(self.workers))]
 

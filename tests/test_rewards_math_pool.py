@@ -132,3 +132,20 @@ def test_workers_that_cannot_start_give_errors_instead_of_hanging(monkeypatch):
     finally:
         monkeypatch.undo()
         pool.close()
+
+
+def test_a_forked_child_starts_its_own_workers_instead_of_sharing_the_parents():
+    import os
+    check_many([("\\sqrt{2}\\sqrt{2}", "2")])
+    parent_pids = {w.proc.pid for w in checker._POOL.workers}
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        checker.start_pool()  # starts its own workers without waiting for them
+        pids = {w.proc.pid for w in checker._POOL.workers}
+        checker.close_pool()
+        os.write(write, b"1" if len(pids) == 2 and not pids & parent_pids else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
+    assert {w.proc.pid for w in checker._POOL.workers} == parent_pids
