@@ -178,6 +178,8 @@ def validate(cfg: Config) -> Config:
            f"algo.group_size={a.group_size}: {a.advantage} compares samples within a group, "
            "so set algo.group_size >= 2 (or use algo=ppo, whose GAE needs no group)", e)
     _check(a.group_size >= 1, "algo.group_size must be >= 1", e)
+    _check(not a.dynamic_sampling or a.group_size >= 2,
+           "algo.dynamic_sampling drops groups with equal rewards, so it needs algo.group_size >= 2", e)
     rows = t.prompts_per_step * a.group_size
     _check(a.minibatches >= 1 and rows % max(a.minibatches, 1) == 0,
            f"train.prompts_per_step * algo.group_size = {rows} rollouts is not divisible by "

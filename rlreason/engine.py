@@ -102,7 +102,11 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, generato
     scaled = logits / temperature
     logp_all = torch.log_softmax(scaled, -1)                              # (B, V)
     probs = torch.softmax(filter_logits(scaled, top_k, top_p), -1)
-    tok = torch.multinomial(probs, 1, generator=generator)[:, 0]          # (B,)
+    try:
+        tok = torch.multinomial(probs, 1, generator=generator)[:, 0]      # (B,)
+    except RuntimeError as e:
+        raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
+                                 "weights or activations?)") from e
     return tok, logp_all.gather(-1, tok[:, None])[:, 0]
 
 

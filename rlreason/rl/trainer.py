@@ -124,6 +124,8 @@ class Trainer:
         kept, metrics, n_groups = [], {}, 0
         for rnd in range(rounds):
             batch, m = self.rollout(self.next_tasks(P), seed=self._seed(step, rnd))
+            if a.group_size < 2:                    # PPO without groups: nothing to compare
+                return batch, m
             stats = group_stats(batch.rewards, a.group_size)
             if rnd == 0:
                 metrics = {**m, "group/zero_std_frac": float(stats.zero_std_frac)}
