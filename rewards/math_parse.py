@@ -14,9 +14,9 @@ Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > 
 minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`,
 functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
 that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
-`[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y) except known function names;
-`e` is Euler's number and `i` the imaginary unit. Subscripts are harmless name parts only
-(`x_1`, `\\log_2`).
+`[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y; three or more in a row
+are a word, not math) except known function names; `e` is Euler's number and `i` the imaginary
+unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
 
 Size limits (`ParseLimits`) are checked while parsing: characters, tokens, nesting depth and digits
 per literal. Numeric-size guards that need values (huge powers, factorials) live in
@@ -92,12 +92,17 @@ def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, 
 
 
 def _split_word(word: str) -> list[str]:
-    """`sinx` → sin, x; `xy` → x, y; known names stay whole."""
-    out = []
-    while word:
-        name = next((w for w in _WORDS if word.startswith(w)), word[0])
+    """`sinx` → sin, x; `xy` → x, y; known names stay whole. Three or more letters in a row that
+    are not a known name make a word (`Monday`, `yes`): ParseError, so it compares as a string
+    rather than as a commutative product of letters."""
+    out, run, rest = [], 0, word
+    while rest:
+        name = next((w for w in _WORDS if rest.startswith(w)), rest[0])
+        run = run + 1 if len(name) == 1 else 0
+        if run >= 3:
+            raise ParseError(f"word {word!r} is not math")
         out.append(name)
-        word = word[len(name):]
+        rest = rest[len(name):]
     return out
 
 

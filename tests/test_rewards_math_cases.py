@@ -221,6 +221,9 @@ CASES = [
     ("\\text{yes}", "yes", T, "string"),
     ("\\text{yes}", "no", F, "string"),
     ("A", "a", F, "string"),
+    ("\\text{Tuesday}", "Tuesday", T, "string"),
+    ("\\text{Tuesday}", "Tuesady", F, "string"),
+    ("\\text{yes}", "sey", F, "string"),
     # injection attempts: must be rejected (and never executed)
     ("0", "__import__('os').system('echo pwned')", F, "injection"),
     ("2", "eval('1+1')", F, "injection"),

@@ -70,7 +70,7 @@ def test_parser_builds_the_expected_tree(text, tree):
 
 @pytest.mark.parametrize("text, message", [
     ("(1, 2", "unclosed"), ("2 +", "end-of-input"), ("\\foo", "\\\\foo"), ("a'b", "position 1"),
-    ("(1, 2, 3]", "not an interval"), ("1 2 )", "unexpected '\\)'"),
+    ("(1, 2, 3]", "not an interval"), ("2 Monday", "word 'Monday'"), ("1 2 )", "unexpected '\\)'"),
 ])
 def test_malformed_input_raises_a_parse_error_naming_the_problem(text, message):
     with pytest.raises(ParseError, match=message):
