@@ -1,4 +1,4 @@
-"""Tokeniser and recursive-descent parser for normalised answers (plain math and a LaTeX subset).
+"""Recursive-descent parser for normalised answers (plain math and a LaTeX subset).
 
 `parse_answer(text)` turns a string from `rewards.math_normalize.normalize` into a small tree of
 tuples (the "answer tree"), never touching sympy, `eval` or `sympify`:
@@ -18,38 +18,19 @@ that compare treats as an open interval when the other side is an interval; `[a,
 are a word, not math) except known function names; `e` is Euler's number and `i` the imaginary
 unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
 
-Size limits (`ParseLimits`) are checked while parsing: characters, tokens, nesting depth and digits
-per literal. Numeric-size guards that need values (huge powers, factorials) live in
-`rewards.math_exact.guard`. Any violation raises `TooBig`; malformed input raises `ParseError` with
-the offending position. It does not simplify or evaluate anything.
+Size limits (`ParseLimits`, from `rewards.math_tokens`) are checked while tokenising and parsing:
+characters, tokens, nesting depth and digits per literal. Numeric-size guards that need values
+(huge powers, factorials) live in `rewards.math_exact.guard`. Any violation raises `TooBig`;
+malformed input raises `ParseError` with the offending position. It does not simplify or evaluate anything.
 Source: written here from scratch (plain recursive descent); it exists because sympy documents
 that `parse_expr`/`sympify` on strings use `eval`, so they must never see model text.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from rewards.math_tokens import FUNCS, ParseError, ParseLimits, TooBig, tokenize
 
+__all__ = ["FUNCS", "ParseError", "ParseLimits", "TooBig", "parse_answer", "tokenize"]
 
-class ParseError(ValueError):
-    """The text is not in the supported grammar."""
-
-
-class TooBig(ValueError):
-    """The text exceeds a size limit and must not reach sympy (denial-of-service guard)."""
-
-
-@dataclass(frozen=True)
-class ParseLimits:
-    max_chars: int = 600
-    max_tokens: int = 300
-    max_depth: int = 40
-    max_digits: int = 60
-
-
-FUNCS = ("arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan", "sec", "csc",
-         "cot", "log", "ln", "exp", "sqrt", "abs")
-_WORDS = FUNCS + ("infty", "inf", "pi", "oo")
 _GREEK = ("alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "phi", "sigma", "omega",
           "tau")
 _CONSTS = {"pi": "pi", "infty": "oo", "inf": "oo", "oo": "oo", "e": "E", "i": "I"}
@@ -57,55 +38,6 @@ _RELOPS = {"=": "=", "<": "<", ">": ">", "\\le": "<=", "\\ge": ">=", "\\lt": "<"
            "<=": "<=", ">=": ">=", "\\ne": "!=", "!=": "!="}
 _MUL_OPS = ("*", "\\cdot", "\\times")
 _DIV_OPS = ("/", "\\div")
-_TOKEN = re.compile(r"""
-  (?P<begin>\\(?:begin|end)\{[a-z]+\*?\})
- |(?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+(?![A-Za-z])|\d+)
- |(?P<cmd>\\[A-Za-z]+|\\[{}|\\])
- |(?P<word>[A-Za-z]+)
- |(?P<op><=|>=|!=|\*\*|[-+*/^_()\[\]{}=,!|&<>])
- |(?P<space>\s+)
-""", re.X)
-
-
-def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, str]]:
-    """`(kind, text)` tokens; kinds: num, cmd, word, op, begin, end. Raises ParseError/TooBig."""
-    if len(text) > limits.max_chars:
-        raise TooBig(f"answer has {len(text)} characters (limit {limits.max_chars})")
-    tokens, pos = [], 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise ParseError(f"unexpected character {text[pos]!r} at position {pos}")
-        kind, value = m.lastgroup, m.group()
-        pos = m.end()
-        if kind == "word":
-            tokens.extend(("word", w) for w in _split_word(value))
-        elif kind == "begin":
-            tokens.append((value[1:value.index("{")], value[value.index("{") + 1:-1]))
-        elif kind == "op" and value == "**":
-            tokens.append(("op", "^"))
-        elif kind != "space":
-            tokens.append((kind, value))
-        if len(tokens) > limits.max_tokens:
-            raise TooBig(f"answer has more than {limits.max_tokens} tokens")
-    return tokens
-
-
-def _split_word(word: str) -> list[str]:
-    """`sinx` → sin, x; `xy` → x, y; known names stay whole. Three or more letters in a row that
-    are not a known name make a word (`Monday`, `yes`): ParseError, so it compares as a string
-    rather than as a commutative product of letters."""
-    out, run, rest = [], 0, word
-    while rest:
-        name = next((w for w in _WORDS if rest.startswith(w)), rest[0])
-        run = run + 1 if len(name) == 1 else 0
-        if run >= 3:
-            raise ParseError(f"word {word!r} is not math")
-        out.append(name)
-        rest = rest[len(name):]
-    return out
-
-
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], limits: ParseLimits):
         self.toks, self.pos, self.depth, self.limits = tokens, 0, 0, limits
