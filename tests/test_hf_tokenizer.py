@@ -66,6 +66,7 @@ def test_decode_drops_eos_and_pad_and_optionally_other_specials(pair):
     body = ours.encode("the fox")
     ids = [ours.token_id("<|im_start|>")] + body + [ours.eos_id, ours.pad_id, ours.pad_id]
     assert ours.decode(ids) == "<|im_start|>the fox"
+    assert ours.encode("the fox", add_eos=True) == body + [ours.eos_id]
     assert ours.decode(ids, skip_special=True) == "the fox"
 
 

@@ -224,7 +224,7 @@ def save_merged(model: GPT, directory, tokenizer=None, max_shard_size: int = 5 *
              [f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors" for i in range(len(plan))])
     weight_map, total = {}, 0
     for file, links in zip(names, plan):
-        tensors = {link.hf: join(link, [our_tensor(model, n) for n in link.ours]).contiguous()
+        tensors = {link.hf: join(link, [our_tensor(model, n) for n in link.ours]).contiguous().cpu()
                    for link in links}
         save_file(tensors, str(out / file), metadata={"format": "pt"})
         weight_map.update({k: file for k in tensors})

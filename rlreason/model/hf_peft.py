@@ -97,8 +97,8 @@ def save_peft_adapter(model, directory, base_model_name_or_path: str | None = No
             continue
         outs = [model.get_submodule(n).out_features for n in names]
         A, B, scale = _export_pair(mods, outs)
-        tensors[f"{PREFIX}{hf_mod}.lora_A.weight"] = A.to(dtype).contiguous()
-        tensors[f"{PREFIX}{hf_mod}.lora_B.weight"] = B.to(dtype).contiguous()
+        tensors[f"{PREFIX}{hf_mod}.lora_A.weight"] = A.to(dtype).contiguous().cpu()
+        tensors[f"{PREFIX}{hf_mod}.lora_B.weight"] = B.to(dtype).contiguous().cpu()
         r = A.shape[0]
         shapes[hf_mod] = (r, scale * (r ** 0.5 if cfg.rslora else r))
     out = Path(directory)

@@ -9,9 +9,10 @@ library), `tokenizer_config.json` (special tokens, chat template), `chat_templat
   (chat models stop on several, e.g. `<|im_end|>` and `<|endoftext|>`); pass them as stop ids.
 - `pad_id`: `pad_token` of tokenizer_config.json; when there is none it falls back to `eos_id`
   (padding is always masked, so sharing the id is harmless).
-- `encode(text, add_special_tokens=False)`: the default adds no BOS/EOS, as rendered chat templates
-  already contain them (TRL tokenizes rendered prompts the same way). Special-token strings in the
-  text (e.g. `<|im_start|>`) are recognised as single tokens.
+- `encode(text, add_special_tokens=False, add_eos=False)`: the default adds no BOS/EOS, as rendered
+  chat templates already contain them (TRL tokenizes rendered prompts the same way); `add_eos`
+  appends `eos_id` like `CharTokenizer.encode`. Special-token strings in the text (e.g.
+  `<|im_start|>`) are recognised as single tokens.
 - `decode(ids, skip_special=False)`: like `CharTokenizer`, pad and EOS ids are always dropped;
   other special tokens are kept unless `skip_special`.
 - `apply_chat_template(messages, add_generation_prompt=True, tokenize=False)`: renders the Jinja
@@ -125,8 +126,9 @@ class HFTokenizer:
         return tid
 
     # encode / decode ------------------------------------------------------------------------
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+    def encode(self, text: str, add_special_tokens: bool = False, add_eos: bool = False) -> list[int]:
+        ids = self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+        return ids + [self.eos_id] if add_eos else ids
 
     def decode(self, ids, skip_special: bool = False) -> str:
         kept = [int(i) for i in ids if int(i) not in self._drop]

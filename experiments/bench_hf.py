@@ -1,0 +1,119 @@
+"""Benchmark: rlreason's engine vs transformers' `generate` on the same Hugging Face weights.
+
+A randomly initialised GPT-2-small-shaped model (12 layers, d=768, 12 heads, V=50257) is saved with
+`save_pretrained`, loaded by both libraries, and both sample the same batch (32 prompts of 32
+tokens, 64 new tokens, temperature 1, top-k 50, no EOS so every row runs the full 64 tokens).
+Each side warms up with a 2-token run, then `--repeats` timed runs; the best time is reported with the
+ratio transformers/rlreason (floor: 2.0). It also reports `load_pretrained` time and the peak RSS
+of a fresh process that only loads the checkpoint, against the size of the weights.
+
+Run: `python -m experiments.bench_hf [--layers 12 --batch 32 --new 64 --repeats 1]`.
+Not here: GPU timings, accuracy checks (tests/test_hf_*.py cover equality).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+LOAD_PROBE = """
+import sys, time, torch
+from rlreason.model.hf import load_pretrained
+
+def rss_kib(field):
+    return int(dict(l.split(':', 1) for l in open('/proc/self/status'))[field].split()[0])
+
+open('/proc/self/clear_refs', 'w').write('5')      # reset the peak (VmHWM) to the current RSS
+before = rss_kib('VmRSS')
+t = time.perf_counter()
+model, _ = load_pretrained(sys.argv[1], with_tokenizer=False)
+seconds = time.perf_counter() - t
+print(before, rss_kib('VmHWM'), seconds)
+"""
+
+
+def make_checkpoint(directory: Path, layers: int) -> int:
+    import transformers
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=layers, n_embd=768, n_head=12, n_positions=1024,
+                                     vocab_size=50257, bos_token_id=None, eos_token_id=None)
+    model = transformers.GPT2LMHeadModel(config)
+    model.save_pretrained(directory, max_shard_size="200MB")
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def best_time(fn, new: int, repeats: int) -> float:
+    fn(2)                                  # short warm-up (allocator, kernels, lazy imports)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(new)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def load_memory(directory: Path) -> tuple[float, float, float]:
+    """(RSS before load MiB, peak RSS MiB, seconds) of a fresh process loading `directory`."""
+    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(directory)], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    before, peak, seconds = out.stdout.split()[-3:]
+    return int(before) / 1024, int(peak) / 1024, float(seconds)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=1)
+    args = ap.parse_args(argv)
+    import transformers
+    from rlreason.engine import generate
+    from rlreason.model.hf import load_pretrained
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        weight_bytes = make_checkpoint(directory, args.layers)
+        rss_before, rss_peak, load_s = load_memory(directory)
+        ours, _ = load_pretrained(directory, with_tokenizer=False)
+        theirs = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
+    prompts = torch.randint(0, 50257, (args.batch, args.prompt),
+                            generator=torch.Generator().manual_seed(0))
+    ids = prompts.tolist()
+
+    def run_ours(new: int):
+        out = generate(ours, ids, n=1, max_new_tokens=new, temperature=1.0, top_k=50, seed=0)
+        assert out.tokens.shape == (args.batch, new)
+
+    def run_theirs(new: int):
+        with torch.no_grad():
+            out = theirs.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True,
+                                  temperature=1.0, top_k=50, top_p=1.0, max_new_tokens=new,
+                                  min_new_tokens=new, pad_token_id=0)
+        assert out.shape == (args.batch, args.prompt + new)
+
+    t_ours = best_time(run_ours, args.new, args.repeats)
+    t_theirs = best_time(run_theirs, args.new, args.repeats)
+    tokens = args.batch * args.new
+    result = {
+        "model": f"gpt2-shaped random, {args.layers} layers, {weight_bytes / 2**20:.0f} MiB fp32",
+        "threads": torch.get_num_threads(), "batch": args.batch, "prompt_len": args.prompt,
+        "new_tokens": args.new, "rlreason_s": round(t_ours, 3), "transformers_s": round(t_theirs, 3),
+        "rlreason_tok_s": round(tokens / t_ours, 1), "transformers_tok_s": round(tokens / t_theirs, 1),
+        "speedup": round(t_theirs / t_ours, 2), "floor": 2.0,
+        "load_s": round(load_s, 2), "load_rss_before_mib": round(rss_before),
+        "load_rss_peak_mib": round(rss_peak), "weights_mib": round(weight_bytes / 2**20),
+        "load_rss_growth_over_weights": round((rss_peak - rss_before) / (weight_bytes / 2**20), 2),
+    }
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
