@@ -114,7 +114,7 @@ class Trainer:
             **{f"rollout/finish_{k}": r.finish_reasons.count(k) / n for k in ("stop", "eos", "length")},
             **v.output.metrics(), "accuracy": sum(v.correct) / n,
             **rollout_diagnostics(r.texts, v.correct, lengths),
-            "perf/gen_s": t1 - t0, "perf/tokens_per_s": sum(lengths) / max(t1 - t0, 1e-9),
+            "perf/tokens_per_s": sum(lengths) / max(t1 - t0, 1e-9),
         }
         return batch, metrics
 
@@ -147,7 +147,7 @@ class Trainer:
         return (self.cfg.seed * 1_000_003 + step * 7919 + salt) % (2 ** 31)
 
     def train_step(self, step: int) -> dict[str, float]:
-        c, t_step = self.cfg, time.perf_counter()
+        c, t_step, before = self.cfg, time.perf_counter(), dict(self.seconds)
         batch, metrics = self.collect(step)                                   # rollouts + rewards
         self.last_batch = batch
         lr = lr_at(step - 1, warmup_steps=c.optim.warmup_steps, total_steps=c.train.steps,
@@ -174,7 +174,11 @@ class Trainer:
         metrics.update(self.updater.update(batch, prep, step, self._seed(step, 99)))
         self.seconds["train"] += time.perf_counter() - t0
         self._check_finite(metrics)
-        metrics["perf/step_s"] = time.perf_counter() - t_step
+        metrics["perf/step_s"] = step_s = time.perf_counter() - t_step
+        spent = {p: self.seconds[p] - before[p] for p in ("gen", "reward", "ref", "train")}
+        metrics.update({f"perf/{p}_s": v for p, v in spent.items()})
+        metrics["perf/other_s"] = other = step_s - sum(spent.values())
+        self.seconds["other"] += other
         metrics["perf/peak_mem_mb"] = _peak_memory_mb()
         return metrics
 
