@@ -89,6 +89,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     env = build_env(cfg.env.name, **dict(cfg.env.options))
     template = get_template(cfg.env.template or env.template)
     model, tokenizer = build_model(cfg.model)
+    set_cpu_threads(cfg.train.threads, model)
     if cfg.lora.enabled:
         apply_lora(model, cfg.lora.rank, cfg.lora.alpha, tuple(cfg.lora.targets), cfg.lora.dropout,
                    cfg.lora.rslora)
@@ -119,6 +120,16 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         trainer.resume(run_dir)
         print(f"[rlreason] resumed {run_dir} at step {trainer.step}")
     return trainer
+
+
+def set_cpu_threads(threads: int | None, model) -> None:
+    """Tiny models run fastest on one thread: more threads only add synchronisation and, on a
+    busy machine, oversubscription (measured: 1,933 vs 129 tokens/s for the 0.9M model at load 7)."""
+    if next(model.parameters()).device.type != "cpu":
+        return
+    if threads is None:
+        threads = 1 if model.num_parameters() < 20_000_000 else torch.get_num_threads()
+    torch.set_num_threads(threads)
 
 
 def resume_config(cfg: Config) -> Config:
