@@ -147,17 +147,18 @@ def beam_search(model, prompt_ids, *, beam_width: int, max_new_tokens: int,
         is_eos = (tok == eos_id) if eos_id is not None else torch.zeros_like(tok, dtype=torch.bool)
         is_stop = stop.hits(cand, t).view(a, 2 * W) & ~is_eos
         ends = torch.where(is_eos, 1, torch.where(is_stop, 2, 0)).tolist()
-        keep, picks = [], []
+        keep, picks, top_l = [], [], top.tolist()
         norm = penalty(t + 1, length_penalty)
         for i, p in enumerate(active):
-            live = _select(i, top[i].tolist(), ends[i], W, norm, cand, cand_lp, finished[p])
+            live = _select(i, top_l[i], ends[i], W, norm, cand, cand_lp, finished[p])
             if t == max_new_tokens - 1:      # out of length: the live beams finish as "length"
                 finished[p] += [_hypothesis(cand, cand_lp, i * 2 * W + j, s / norm, 0)
                                 for j, s in live]
             elif live and len(finished[p]) < W:
                 keep.append(i)
                 picks += [i * 2 * W + j for j, _ in live] + [i * 2 * W + live[0][0]] * (W - len(live))
-                beam_logp[i] = torch.tensor([s for _, s in live] + [float("-inf")] * (W - len(live)))
+                beam_logp[i] = torch.tensor([s for _, s in live] + [float("-inf")] * (W - len(live)),
+                                            device=device)
         if not keep:
             break
         pick = torch.tensor(picks, dtype=torch.long, device=device)      # (a'*W,) candidate ids
@@ -200,8 +201,8 @@ def _result(prompt_ids, finished, W: int, pad_id: int, tokenizer, device) -> Bea
     out = torch.full((len(best), T), pad_id, dtype=torch.long, device=device)   # (P, T)
     logps = torch.zeros(len(best), T, dtype=torch.float32, device=device)       # (P, T)
     for r, h in enumerate(best):
-        out[r, :len(h.ids)] = torch.tensor(h.ids)
-        logps[r, :len(h.ids)] = torch.tensor(h.logprobs)
+        out[r, :len(h.ids)] = torch.tensor(h.ids, device=device)
+        logps[r, :len(h.ids)] = torch.tensor(h.logprobs, device=device)
     lengths = torch.tensor([len(h.ids) for h in best], device=device)
     finish = torch.tensor([_FINISH_CODES[h.finish_reason] for h in best], device=device)
     return BeamResult(_package(prompt_ids, 1, out, logps, lengths, finish, pad_id, tokenizer), hyps)

@@ -80,15 +80,20 @@ def _run(model, tokenizer, prompts, n, temperature, sampling, max_new_tokens, st
 def evaluate_policy(model, tokenizer, tasks: Sequence, render: Callable[[Any], str], scorer: Scorer,
                     *, samples: int = 4, temperature: float = 1.0, max_new_tokens: int = 64,
                     stop_ids=None, seed: int = 0, top_k=None, top_p=None, ks=None,
-                    batch_prompts: int = 64, n_boot: int = 200) -> dict[str, float]:
+                    batch_prompts: int = 64, n_boot: int = 200,
+                    completion_prefix: str = "") -> dict[str, float]:
+    """`completion_prefix`: text the rendered prompt ends with that belongs to the answer (e.g. a
+    pre-filled `<answer>`); it is put back in front of every completion before scoring."""
     tasks = list(tasks)
     prompts = [tokenizer.encode(render(t)) for t in tasks]
     sampling = {"top_k": top_k, "top_p": top_p}
     g_texts, g_len = _run(model, tokenizer, prompts, 1, 0.0, sampling, max_new_tokens, stop_ids,
                           seed, batch_prompts)
+    g_texts = [completion_prefix + t for t in g_texts]
     g = scorer(g_texts, tasks)
     s_texts, s_len = _run(model, tokenizer, prompts, samples, temperature, sampling, max_new_tokens,
                           stop_ids, seed + 1, batch_prompts)
+    s_texts = [completion_prefix + t for t in s_texts]
     s = scorer(s_texts, [t for t in tasks for _ in range(samples)])
     records = []
     for i, task in enumerate(tasks):
