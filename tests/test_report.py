@@ -225,3 +225,29 @@ def test_load_run_requires_a_config_for_comparisons(tmp_path):
     with pytest.raises(ValueError, match="no config.yaml"):
         load_run(tmp_path)
     assert load_run(tmp_path, require_config=False).config == {}
+
+
+def test_ablation_recipe_sweeps_reward_arms_and_seeds_on_top_of_r1_zero_tiny():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from rlreason.config import Config
+    ConfigStore.instance().store(name="base_config", node=Config)
+    conf = Path(__file__).resolve().parents[1] / "experiments" / "conf"
+    with initialize_config_dir(str(conf), version_base=None):
+        sweep = compose("config", overrides=["experiment=ablate_rewards"], return_hydra_config=True)
+        assert dict(sweep.hydra.sweeper.params) == {"reward": "accuracy_only,env_default,gated", "seed": "1,2,3"}
+        base = OmegaConf.to_container(compose("config"))
+        arms = {arm: OmegaConf.to_container(compose("config", overrides=["experiment=ablate_rewards",
+                                                                         f"reward={arm}"]))
+                for arm in ("accuracy_only", "env_default", "gated", "language")}
+        lingual = OmegaConf.to_container(compose("config", overrides=[
+            "experiment=ablate_rewards", "env=multilingual", "reward=language", "reward.language.weight=0"]))
+    assert arms["env_default"] == {**base, "name": "ablate_rewards"}       # everything else from r1_zero_tiny
+    weights = {arm: {k: (v["weight"], v["gated_by"]) for k, v in c["reward"].items()} for arm, c in arms.items()}
+    assert weights["accuracy_only"] == {"math": (1.0, None), "format": (0.0, None)}
+    assert weights["env_default"] == {"math": (1.0, None), "format": (0.1, None)}
+    assert weights["gated"] == {"math": (1.0, "format"), "format": (0.0, None)}
+    assert weights["language"] == {"math": (1.0, None), "format": (0.1, None), "language": (0.1, None)}
+    assert lingual["env"]["name"] == "multilingual" and lingual["reward"]["language"]["weight"] == 0.0
