@@ -31,8 +31,9 @@ def _to_config(cfg) -> Config:
 
 
 def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None, tuple | None]:
-    """{name: {"weight": w, **options}} from the config (else the env's defaults), gate, gated."""
-    terms = cfg.reward or {k: {"weight": w} for k, w in env.rewards.items()}
+    """{name: {"weight": w, **options}}: the env's default rewards updated by `cfg.reward`; gate, gated."""
+    terms = {k: {"weight": w} for k, w in env.rewards.items()}
+    terms.update(cfg.reward)
     spec, gated = {}, []
     gate = None
     for name, term in terms.items():

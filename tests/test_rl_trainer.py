@@ -178,3 +178,16 @@ def test_hydra_rejects_a_typo_in_an_override_and_accepts_reward_weights():
             compose("config", overrides=["trian.steps=3"])
         with pytest.raises(Exception, match="stepz"):
             compose("config", overrides=["train.stepz=3"])
+
+
+def test_env_config_groups_list_exactly_the_options_of_their_env():
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from envs.base import env_spec
+    for path in Path("experiments/conf/env").glob("*.yaml"):
+        conf = OmegaConf.load(path)
+        options = set(conf.env.options)
+        expected = {f.name for f in fields(env_spec(conf.env.name).config)} - {"template"}
+        assert options == expected, path.name
