@@ -30,25 +30,27 @@ def _to_config(cfg) -> Config:
     return OmegaConf.to_object(cfg) if not isinstance(cfg, Config) else cfg
 
 
-def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None, tuple | None]:
-    """{name: {"weight": w, **options}}: the env's default rewards updated by `cfg.reward`; gate, gated."""
-    terms = {k: {"weight": w} for k, w in env.rewards.items()}
-    terms.update(cfg.reward)
-    spec, gated = {}, []
-    gate = None
+def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None]:
+    """{name: {"weight": w, **options}}: the env's default rewards updated by `cfg.reward`, and the gate.
+
+    A zero-weight term the env does not use by default is dropped (an ablation arm that zeroes
+    `language` must not add a language check to an env without one); a gate is always kept.
+    """
+    terms = {k: {"weight": w, "options": {}} for k, w in env.rewards.items()}
+    for name, term in cfg.reward.items():
+        if term.weight == 0 and name not in terms and name != cfg.reward_gate:
+            continue
+        terms[name] = {"weight": term.weight, "options": dict(term.options)}
+    spec = {}
     for name, term in terms.items():
-        term = term if isinstance(term, dict) else {"weight": term.weight, "gated_by": term.gated_by,
-                                                    "options": term.options}
-        options = dict(term.get("options") or {})
+        options = dict(term["options"])
         if template.prefilled and name in FORMAT_REWARDS:
             options.setdefault("prefilled", True)
-        spec[name] = {"weight": term.get("weight", 1.0), **options}
-        if term.get("gated_by"):
-            gate = term["gated_by"]
-            gated.append(name)
+        spec[name] = {"weight": term["weight"], **options}
+    gate = cfg.reward_gate
     if gate and gate not in spec:
-        raise ConfigError(f"reward.*.gated_by={gate!r} names no reward component; add reward.{gate}")
-    return spec, gate, tuple(gated) if gate else None
+        raise ConfigError(f"reward_gate={gate!r} names no reward component; add reward.{gate}.weight=0")
+    return spec, gate
 
 
 def answer_functions(env_name: str):
@@ -95,8 +97,8 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         apply_lora(model, cfg.lora.rank, cfg.lora.alpha, tuple(cfg.lora.targets), cfg.lora.dropout,
                    cfg.lora.rslora)
     print(f"[rlreason] {count_parameters(model)}")
-    spec, gate, gated = reward_spec(cfg, env, template)
-    reward_fn = build_composed(spec, gate=gate, gated=gated)
+    spec, gate = reward_spec(cfg, env, template)
+    reward_fn = build_composed(spec, gate=gate)
     accuracy_key = next(iter(env.rewards))
     answer_fn, answer_key = answer_functions(cfg.env.name)
     scorer = Scorer(reward_fn, accuracy_key, "format" if "format" in spec else None, answer_fn, answer_key)

@@ -135,7 +135,6 @@ class EnvConfig:
 @dataclass
 class RewardTerm:
     weight: float = 1.0
-    gated_by: Optional[str] = None          # count only where this component is > 0
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -151,6 +150,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: dict[str, RewardTerm] = field(default_factory=dict)   # overrides of the env's defaults
+    reward_gate: Optional[str] = None       # other components count only where this one is > 0
     seed: int = 0
     name: str = "run"
 
@@ -200,8 +200,6 @@ def validate(cfg: Config) -> Config:
     _check(cfg.log.wandb.mode in ("offline", "online", "disabled"),
            f"log.wandb.mode={cfg.log.wandb.mode!r}: offline, online or disabled", e)
     _check(cfg.model.dtype in ("float32", "bfloat16"), f"model.dtype={cfg.model.dtype!r}: float32 or bfloat16", e)
-    gates = {term.gated_by for term in cfg.reward.values() if term.gated_by}
-    _check(len(gates) <= 1, f"reward.*.gated_by names several gates {sorted(gates)}: use one", e)
     if e:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(e))
     return cfg

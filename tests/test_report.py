@@ -21,8 +21,9 @@ def write_run(path: Path, *, seed=1, format_weight=0.1, gated_by=None, evals=Non
     path.mkdir(parents=True)
     config = {"name": "ablate", "seed": seed, "log": {"run_dir": str(path), "wandb": {"mode": "disabled"}},
               "train": {"steps": 4, "progress": False},
-              "reward": {"math": {"weight": 1.0, "gated_by": gated_by, "options": {}},
-                         "format": {"weight": format_weight, "gated_by": None, "options": {}}}}
+              "reward": {"math": {"weight": 1.0, "options": {}},
+                         "format": {"weight": format_weight, "options": {}}},
+              "reward_gate": gated_by}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     rows = [{"step": s, **m} for s, m in sorted((train or {}).items())]
     rows += [{"step": s, **m} for s, m in sorted((evals or {}).items())]
@@ -131,13 +132,13 @@ def _run(seed, **config):
 
 
 def test_arm_labels_list_only_the_config_keys_that_differ():
-    runs = [_run(s, **{"reward.format.weight": w, "reward.math.gated_by": g, "log.run_dir": f"d{s}{w}{g}"})
+    runs = [_run(s, **{"reward.format.weight": w, "reward_gate": g, "log.run_dir": f"d{s}{w}{g}"})
             for s in (1, 2) for w, g in ((0.0, None), (0.1, None), (0.0, "format"))]
     arms = group_arms(runs)
     assert [a.label for a in arms] == [
-        "reward.format.weight=0.0, reward.math.gated_by=format",
-        "reward.format.weight=0.0, reward.math.gated_by=null",
-        "reward.format.weight=0.1, reward.math.gated_by=null"]
+        "reward.format.weight=0.0, reward_gate=format",
+        "reward.format.weight=0.0, reward_gate=null",
+        "reward.format.weight=0.1, reward_gate=null"]
     assert all(len(a.runs) == 2 for a in arms)
     assert [a.label for a in group_arms(runs[:1] + runs[3:4])] == ["x"]     # same arm, two seeds
 
@@ -245,9 +246,10 @@ def test_ablation_recipe_sweeps_reward_arms_and_seeds_on_top_of_r1_zero_tiny():
         lingual = OmegaConf.to_container(compose("config", overrides=[
             "experiment=ablate_rewards", "env=multilingual", "reward=language", "reward.language.weight=0"]))
     assert arms["env_default"] == {**base, "name": "ablate_rewards"}       # everything else from r1_zero_tiny
-    weights = {arm: {k: (v["weight"], v["gated_by"]) for k, v in c["reward"].items()} for arm, c in arms.items()}
-    assert weights["accuracy_only"] == {"math": (1.0, None), "format": (0.0, None)}
-    assert weights["env_default"] == {"math": (1.0, None), "format": (0.1, None)}
-    assert weights["gated"] == {"math": (1.0, "format"), "format": (0.0, None)}
-    assert weights["language"] == {"math": (1.0, None), "format": (0.1, None), "language": (0.1, None)}
+    weights = {arm: ({k: v["weight"] for k, v in c["reward"].items()}, c["reward_gate"])
+               for arm, c in arms.items()}
+    assert weights["accuracy_only"] == ({"math": 1.0, "format": 0.0, "language": 0.0}, None)
+    assert weights["env_default"] == ({"math": 1.0, "format": 0.1}, None)
+    assert weights["gated"] == ({"math": 1.0, "format": 0.0}, "format")
+    assert weights["language"] == ({"math": 1.0, "format": 0.1, "language": 0.1}, None)
     assert lingual["env"]["name"] == "multilingual" and lingual["reward"]["language"]["weight"] == 0.0

@@ -191,3 +191,20 @@ def test_env_config_groups_list_exactly_the_options_of_their_env():
         options = set(conf.env.options)
         expected = {f.name for f in fields(env_spec(conf.env.name).config)} - {"template"}
         assert options == expected, path.name
+
+
+def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_prefill(tmp_path):
+    from envs.base import build_env
+    from envs.templates import get_template
+    from experiments.train import reward_spec
+    from rlreason.config import RewardTerm
+    env = build_env("arithmetic", n_train=10, n_eval=2)
+    cfg = tiny_cfg(tmp_path)
+    cfg.reward = {"format": RewardTerm(weight=0.0), "language": RewardTerm(weight=0.0)}
+    cfg.reward_gate = "format"
+    spec, gate = reward_spec(cfg, env, get_template("r1_zero_prefill"))
+    assert spec == {"math": {"weight": 1.0}, "format": {"weight": 0.0, "prefilled": True}}
+    assert gate == "format"
+    cfg.reward_gate = "tag_count"
+    with pytest.raises(ConfigError, match="reward_gate"):
+        reward_spec(cfg, env, get_template("tiny"))
