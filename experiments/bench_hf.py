@@ -38,11 +38,12 @@ print(before, rss_kib('VmHWM'), seconds)
 """
 
 
-def make_checkpoint(directory: Path, layers: int) -> int:
+def make_checkpoint(directory: Path, layers: int, d_model: int = 768, vocab: int = 50257) -> int:
     import transformers
     torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=layers, n_embd=768, n_head=12, n_positions=1024,
-                                     vocab_size=50257, bos_token_id=None, eos_token_id=None)
+    config = transformers.GPT2Config(n_layer=layers, n_embd=d_model, n_head=d_model // 64,
+                                     n_positions=1024, vocab_size=vocab, bos_token_id=None,
+                                     eos_token_id=None)
     model = transformers.GPT2LMHeadModel(config)
     model.save_pretrained(directory, max_shard_size="200MB")
     return sum(p.numel() * p.element_size() for p in model.parameters())
@@ -69,21 +70,27 @@ def load_memory(directory: Path) -> tuple[float, float, float]:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--d-model", type=int, default=768)
+    ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for both sides (1 avoids OpenMP stalls on a busy machine)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     import transformers
     from rlreason.engine import generate
     from rlreason.model.hf import load_pretrained
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        weight_bytes = make_checkpoint(directory, args.layers)
+        weight_bytes = make_checkpoint(directory, args.layers, args.d_model, args.vocab)
         rss_before, rss_peak, load_s = load_memory(directory)
         ours, _ = load_pretrained(directory, with_tokenizer=False)
         theirs = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
-    prompts = torch.randint(0, 50257, (args.batch, args.prompt),
+    prompts = torch.randint(0, args.vocab, (args.batch, args.prompt),
                             generator=torch.Generator().manual_seed(0))
     ids = prompts.tolist()
 
@@ -102,7 +109,8 @@ def main(argv=None) -> dict:
     t_theirs = best_time(run_theirs, args.new, args.repeats)
     tokens = args.batch * args.new
     result = {
-        "model": f"gpt2-shaped random, {args.layers} layers, {weight_bytes / 2**20:.0f} MiB fp32",
+        "model": f"gpt2-shaped random, {args.layers} layers, d={args.d_model}, V={args.vocab}, "
+                 f"{weight_bytes / 2**20:.0f} MiB fp32",
         "threads": torch.get_num_threads(), "batch": args.batch, "prompt_len": args.prompt,
         "new_tokens": args.new, "rlreason_s": round(t_ours, 3), "transformers_s": round(t_theirs, 3),
         "rlreason_tok_s": round(tokens / t_ours, 1), "transformers_tok_s": round(tokens / t_theirs, 1),

@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
+from rlreason.engine import generate  # noqa: E402
 from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
 from rlreason.model.hf import CheckpointError, load_pretrained, save_merged  # noqa: E402
 from rlreason.model.hf_peft import save_peft_adapter  # noqa: E402
@@ -146,3 +147,18 @@ def test_unsupported_adapter_fields_and_foreign_modules_are_named(tmp_path):
     config_path.write_text(json.dumps({**config, "base_model_name_or_path": "org/remote-model"}))
     with pytest.raises(CheckpointError, match="base_model_name_or_path"):
         load_pretrained(tmp_path / "adapter", with_tokenizer=False)
+
+
+def test_checkpoint_with_tokenizer_loads_both_and_save_merged_carries_the_tokenizer(tmp_path):
+    from tests.test_hf_tokenizer import build_tokenizer
+    save_tiny("qwen3", tmp_path / "base")
+    build_tokenizer(tmp_path / "base")
+    model, tok = load_pretrained(tmp_path / "base")
+    prompt = tok.apply_chat_template([{"role": "user", "content": "the fox"}], tokenize=True)
+    out = generate(model, [prompt], n=2, max_new_tokens=5, temperature=1.0, seed=0, tokenizer=tok)
+    assert out.texts == [tok.decode(c) for c in out.completion_ids]
+    save_merged(model, tmp_path / "merged", tokenizer=tok)
+    again, tok2 = load_pretrained(tmp_path / "merged")
+    assert (tok2.eos_id, tok2.pad_id, tok2.chat_template) == (tok.eos_id, tok.pad_id, tok.chat_template)
+    ids = random_ids()
+    torch.testing.assert_close(logits(again, ids), logits(model, ids), atol=0, rtol=0)

@@ -82,6 +82,31 @@ def test_sharded_checkpoint_loads_shard_by_shard_to_the_same_logits(tmp_path, ar
         torch.testing.assert_close(model(ids), hf(ids).logits, atol=1e-4, rtol=1e-4)
 
 
+def test_shards_are_opened_one_at_a_time_and_each_once(tmp_path, monkeypatch):
+    import safetensors
+    save_tiny("qwen3", tmp_path, shards=True)
+    real, opened, live = safetensors.safe_open, [], []
+
+    class Tracked:
+        def __init__(self, path, *args, **kwargs):
+            self.inner, self.path = real(path, *args, **kwargs), path
+
+        def __enter__(self):
+            live.append(self.path)
+            opened.append((self.path, len(live)))
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            live.remove(self.path)
+            return self.inner.__exit__(*exc)
+
+    monkeypatch.setattr(safetensors, "safe_open", Tracked)
+    load_pretrained(tmp_path, with_tokenizer=False)
+    shards = sorted(str(p) for p in tmp_path.glob("model-*.safetensors"))
+    assert sorted(path for path, _ in opened) == shards
+    assert max(depth for _, depth in opened) == 1
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2", "qwen3"])
 def test_greedy_generation_matches_transformers_for_20_tokens(tmp_path, arch):
     hf = save_tiny(arch, tmp_path)
@@ -132,7 +157,7 @@ def test_missing_directory_is_a_clear_error(tmp_path):
 
 def test_missing_tokenizer_json_is_named(tmp_path):
     save_tiny("llama", tmp_path)
-    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+    with pytest.raises(CheckpointError, match="tokenizer.json.*with_tokenizer=False"):
         load_pretrained(tmp_path)
 
 

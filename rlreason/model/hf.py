@@ -3,9 +3,10 @@
 `load_pretrained(path, dtype="auto", device="cpu", adapter=None)` reads a local directory in
 Hugging Face layout (config.json; model.safetensors or model-0000x-of-0000y.safetensors with
 model.safetensors.index.json; tokenizer.json and friends) for GPT-2, Llama, Qwen2 and Qwen3 and
-returns `(GPT, HFTokenizer)`. The model is built on the `meta` device, allocated once in the
-target dtype, and filled shard by shard, tensor by tensor, from `safe_open` (memory-mapped), so
-no second full copy of the weights is ever held. `dtype="auto"` takes config.json's dtype
+returns `(GPT, HFTokenizer)` (`with_tokenizer=False`: `(GPT, None)`). The model is built on the
+`meta` device, allocated once in the target dtype, and filled shard by shard, tensor by tensor,
+from `safe_open`, so no second full copy of the weights is ever held: beyond the model, peak RSS
+grows by at most the current shard's memory-mapped (page-cache) pages. `dtype="auto"` takes config.json's dtype
 (float32 when absent). `path` may also be a PEFT adapter directory whose
 `base_model_name_or_path` is a local base directory, or pass `adapter=` explicitly.
 
@@ -144,6 +145,9 @@ def load_pretrained(path, dtype="auto", device="cpu", adapter=None, with_tokeniz
     model_type, arch = arch_of(hf, str(path / "config.json"))
     cfg = arch.to_config(hf)
     shards = weight_files(path)
+    if with_tokenizer and not (path / "tokenizer.json").is_file():
+        raise CheckpointError(f"{path}/tokenizer.json is missing (pass with_tokenizer=False to "
+                              "load the weights only)")
     tokenizer = HFTokenizer.load(path) if with_tokenizer else None
     model = empty_model(cfg, resolve_dtype(dtype, hf), device)
     stream_weights(model, arch, shards, model_type)
