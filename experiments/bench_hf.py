@@ -7,7 +7,11 @@ Each side warms up with a 2-token run, then `--repeats` timed runs; the best tim
 ratio transformers/rlreason (floor: 2.0). It also reports `load_pretrained` time and the peak RSS
 of a fresh process that only loads the checkpoint, against the size of the weights.
 
-Run: `python -m experiments.bench_hf [--layers 12 --batch 32 --new 64 --repeats 1]`.
+Run: `python -m experiments.bench_hf [--layers 12 --batch 32 --new 64 --repeats 1 --threads 1]`;
+`--d-model/--vocab` shrink the model to the overhead-bound regime. On a busy 2-core box use
+`--threads 1`: two OpenMP threads competing with other jobs stall at every barrier (3-4x slower).
+At GPT-2-small shapes both sides are GEMM-bound (same matmuls, same multinomial), so the ratio
+measures per-step overhead only; see the report in the commit history for numbers.
 Not here: GPU timings, accuracy checks (tests/test_hf_*.py cover equality).
 """
 from __future__ import annotations

@@ -130,6 +130,20 @@ def test_bf16_loading_keeps_parameters_in_bf16_and_rope_in_fp32(tmp_path):
     assert diff < 0.25        # bf16 rounding only; a wrong mapping differs by whole logits
 
 
+def test_transformers_4_style_rope_fields_give_the_same_logits(tmp_path):
+    scaling = {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8}
+    hf = save_tiny("llama", tmp_path, rope_theta=2e4, rope_scaling=dict(scaling))
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["rope_parameters"]
+    config.update(rope_theta=2e4, rope_scaling=scaling, torch_dtype="float32")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model, _ = load_pretrained(tmp_path, with_tokenizer=False)
+    ids = random_ids()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), hf(ids).logits, atol=1e-4, rtol=1e-4)
+
+
 def test_auto_dtype_follows_config_json(tmp_path):
     save_tiny("llama", tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())

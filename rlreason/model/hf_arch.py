@@ -74,7 +74,7 @@ def _require(hf: dict, field: str, ok: Callable[[Any], bool], allowed: str) -> N
 def _rope(hf: dict) -> tuple[float, dict | None]:
     """rope theta and scaling from either transformers-5 `rope_parameters` or v4 fields."""
     params = dict(hf.get("rope_parameters") or {})
-    if "rope_parameters" in hf and not isinstance(hf["rope_parameters"], dict):
+    if hf.get("rope_parameters") is not None and not isinstance(hf["rope_parameters"], dict):
         raise UnsupportedConfig("config.json: rope_parameters must be a single dict "
                                 "(per-layer-type RoPE is not supported)")
     if isinstance(params.get("full_attention"), dict):
