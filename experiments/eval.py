@@ -75,6 +75,7 @@ class EvalAppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: dict[str, RewardTerm] = field(default_factory=dict)
+    reward_gate: Optional[str] = None
     eval: EvalSettings = field(default_factory=EvalSettings)
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0                           # torch seed before building the model (scratch init)
@@ -186,9 +187,9 @@ def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
             template = get_template(name)
         except KeyError as e:
             raise ConfigError(f"eval.templates entry {spec!r}: {e.args[0]}") from e
-        rewards, gate, gated = reward_spec(cfg, env, template)
+        rewards, gate = reward_spec(cfg, env, template)
         answer_fn, answer_key = answer_functions(cfg.env.name)
-        scorer = Scorer(build_composed(rewards, gate=gate, gated=gated), next(iter(env.rewards)),
+        scorer = Scorer(build_composed(rewards, gate=gate), next(iter(env.rewards)),
                         "format" if "format" in rewards else None, answer_fn, answer_key)
         prefix = PREFILLS.get(prefill, "")
         arms.append(Arm(spec, lambda t, tp=template, p=prefix: tp.render(t, tokenizer) + p, prefix,

@@ -94,20 +94,37 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, generator):
-    """One token per row and its sampler log-prob. logits (B, V) → tok (B,), logp (B,)."""
+    """One token per row and its sampler log-prob. logits (B, V) → tok (B,), logp (B,).
+
+    With top-k the draw runs over the k candidates only (exactly k; ties broken by `topk`), so no
+    full-vocabulary softmax or sort is built; the log-prob still uses the full-vocabulary
+    normaliser (logsumexp) at the sampling temperature.
+    """
     logits = logits.float()
     if temperature == 0:
         tok = logits.argmax(-1)
-        return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
-    scaled = logits / temperature
-    logp_all = torch.log_softmax(scaled, -1)                              # (B, V)
-    probs = torch.softmax(filter_logits(scaled, top_k, top_p), -1)
+        return tok, logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
+    scaled = logits / temperature                                         # (B, V)
+    lse = scaled.logsumexp(-1)                                            # (B,)
+    cand, cand_idx = scaled, None
+    if top_k is not None and top_k < scaled.shape[-1]:
+        cand, cand_idx = torch.topk(scaled, top_k, dim=-1)                # (B, k) descending
+    probs = torch.softmax(filter_logits(cand, None, top_p), -1)
     try:
-        tok = torch.multinomial(probs, 1, generator=generator)[:, 0]      # (B,)
+        choice = torch.multinomial(probs, 1, generator=generator)[:, 0]   # (B,)
     except RuntimeError as e:
         raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
                                  "weights or activations?)") from e
-    return tok, logp_all.gather(-1, tok[:, None])[:, 0]
+    tok = choice if cand_idx is None else cand_idx.gather(-1, choice[:, None])[:, 0]
+    return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse
+
+
+def last_logits(model, ids, **kw) -> torch.Tensor:
+    """Logits (B, V) of the last position; a model with `hidden`/`lm_head` (our GPT) projects only
+    that position onto the vocabulary (the prefill's other positions never need logits)."""
+    if hasattr(model, "hidden") and hasattr(model, "lm_head"):
+        return model.lm_head(model.hidden(ids, **kw)[:, -1:])[:, -1]
+    return model(ids, **kw)[:, -1]
 
 
 class _StopMatcher:
@@ -194,11 +211,11 @@ class _Decoder:
             dtype = next(model.parameters()).dtype
             cache = KVCache.allocate(model.config, ids.shape[0], L if share_prefix else self.capacity,
                                      dtype, device)
-            logits = model(ids, kv_cache=cache, positions=pos, key_mask=key_mask)[:, -1]
+            logits = last_logits(model, ids, kv_cache=cache, positions=pos, key_mask=key_mask)
             self.cache = cache.expand(n, self.capacity) if share_prefix else cache
         else:
             self.seq, self.seq_pos = ids, pos
-            logits = model(ids, positions=pos, key_mask=key_mask)[:, -1]
+            logits = last_logits(model, ids, positions=pos, key_mask=key_mask)
         rep = n if share_prefix else 1
         self.logits = logits.repeat_interleave(rep, 0)                   # (B, V)
         self.key_mask = key_mask.repeat_interleave(rep, 0)               # (B, S)
