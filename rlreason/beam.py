@@ -34,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from rlreason.engine import Rollouts, _package, _StopMatcher, left_pad
+from rlreason.engine import Rollouts, _package, _StopMatcher, last_logits, left_pad
 from rlreason.model.gpt import KVCache
 
 LENGTH_PENALTIES: dict[str, Callable[[int, float], float]] = {
@@ -74,7 +74,7 @@ class _BeamRows:
         key_mask = torch.ones(P, L + max_new, dtype=torch.bool, device=device)
         key_mask[:, :L] = valid                                           # (P, S)
         cache = KVCache.allocate(model.config, P, L, next(model.parameters()).dtype, device)
-        logits = model(ids, kv_cache=cache, positions=pos, key_mask=key_mask)[:, -1]   # (P, V)
+        logits = last_logits(model, ids, kv_cache=cache, positions=pos, key_mask=key_mask)  # (P, V)
         self.cache = cache.expand(W, L + max_new)                        # (.., P*W, ..)
         self.logits = logits.float().repeat_interleave(W, 0)             # (P*W, V)
         self.key_mask = key_mask.repeat_interleave(W, 0)                 # (P*W, S)
@@ -82,8 +82,9 @@ class _BeamRows:
 
     def advance(self, rows: torch.Tensor, tok: torch.Tensor) -> None:
         """Keep `rows` (b,) of the batch, in that order, and feed them `tok` (b,)."""
-        c = self.cache
-        self.cache = KVCache(c.k[:, rows], c.v[:, rows], c.length)
+        c, b = self.cache, rows.numel()
+        if b != c.k.shape[1] or not torch.equal(rows, torch.arange(b, device=rows.device)):
+            self.cache = KVCache(c.k[:, rows], c.v[:, rows], c.length)   # a gather (copy)
         self.key_mask, self.next_pos = self.key_mask[rows], self.next_pos[rows]
         self.logits = self.model(tok[:, None], kv_cache=self.cache, positions=self.next_pos[:, None],
                                  key_mask=self.key_mask)[:, -1].float()  # (b, V)

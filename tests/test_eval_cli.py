@@ -11,7 +11,8 @@ from rlreason.config import Config, ConfigError
 
 CONF = str((Path(__file__).parent.parent / "experiments" / "conf").resolve())
 TINY = ["model=scratch", "model.n_layer=1", "model.n_head=2", "model.d_model=32",
-        "model.max_seq_len=64", "+env.options={digits: 2, n_train: 10, n_eval: 4}",
+        "model.max_seq_len=64", "env.options.digits=2", "env.options.n_train=10",
+        "env.options.n_eval=4",
         "eval.n=4", "eval.k=[1,2,4]", "eval.n_problems=4", "eval.max_new_tokens=10",
         "eval.beam_width=2", "eval.n_boot=50", "log.wandb.mode=disabled"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
