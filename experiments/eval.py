@@ -281,6 +281,17 @@ def _log(cfg: EvalAppConfig, out: Path, resolved: dict, metrics: dict, step: int
         logger.finish()
 
 
+def _note_env_mismatch(info: dict, env_cfg: EnvConfig) -> None:
+    """Print (never fail) when a run dir's training env differs from the env evaluated."""
+    if "env" not in info:
+        return
+    mine, theirs = dict(env_cfg.options), info["env_options"]
+    differ = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
+    if info["env"] != env_cfg.name or differ:
+        print(f"[rlreason] note: the run trained on env={info['env']}, evaluating env={env_cfg.name}"
+              + (f"; options differ: {differ}" if differ else ""))
+
+
 def run(cfg: EvalAppConfig) -> dict:
     """Evaluate, print the table, write eval.json + scaling.png, log; return the JSON dict."""
     from omegaconf import OmegaConf
@@ -293,9 +304,7 @@ def run(cfg: EvalAppConfig) -> dict:
     if not tasks:
         raise ConfigError(f"env {cfg.env.name!r} has no eval tasks (env.options.n_eval?)")
     model, tokenizer, info = load_policy(cfg)
-    if "env" in info and (info["env"], info["env_options"]) != (cfg.env.name, dict(cfg.env.options)):
-        print(f"[rlreason] note: the run trained on env={info['env']} {info['env_options']}; "
-              f"evaluating on env={cfg.env.name} {dict(cfg.env.options)}")
+    _note_env_mismatch(info, cfg.env)
     arms = build_arms(cfg, env, tokenizer)
     metrics = evaluate_arms(model, tokenizer, tasks, arms, cfg.eval)
     out = _out_dir(cfg)
