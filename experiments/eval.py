@@ -121,22 +121,9 @@ def check(cfg: EvalAppConfig) -> EvalAppConfig:
 
 # --------------------------------------------------------------------------- the model
 
-def _load_trainable(model, path: Path) -> None:
-    """Load a checkpoint's trainable tensors: LoRA adapter state, or the full weights."""
-    from safetensors.torch import load_file
-    from rlreason.model.lora import load_adapter_state_dict, lora_modules
-    weights = load_file(str(path))
-    if lora_modules(model):
-        load_adapter_state_dict(model, weights)
-        return
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_embeddings)]
-    if missing or unexpected:
-        raise ValueError(f"eval.run_dir: {path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-
-
 def _from_run(run_dir: Path):
     from omegaconf import OmegaConf
+    from rlreason.checkpoint import load_trainable
     from experiments.models import build_model
     from rlreason.checkpoint import latest_checkpoint
     from rlreason.config import Config
@@ -152,7 +139,7 @@ def _from_run(run_dir: Path):
         lo = saved.lora
         apply_lora(model, lo.rank, lo.alpha, tuple(lo.targets), lo.dropout, lo.rslora)
     ckpt = latest_checkpoint(run_dir)
-    _load_trainable(model, ckpt / "trainable.safetensors")
+    load_trainable(model, ckpt / "trainable.safetensors")
     step = json.loads((ckpt / "state.json").read_text()).get("step", 0)
     return model.eval(), tokenizer, {"run_dir": str(run_dir), "checkpoint": str(ckpt), "step": step,
                               "env": saved.env.name, "env_options": dict(saved.env.options)}
@@ -177,9 +164,7 @@ def load_policy(cfg: EvalAppConfig):
 
 def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
     from envs.templates import get_template
-    from experiments.train import answer_functions, reward_spec
-    from rewards.registry import build_composed
-    from rlreason.eval_runner import Scorer
+    from experiments.train import build_scorer
     arms = []
     for spec in cfg.eval.templates or [cfg.env.template or env.template]:
         name, _, prefill = spec.partition("+")
@@ -187,10 +172,7 @@ def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
             template = get_template(name)
         except KeyError as e:
             raise ConfigError(f"eval.templates entry {spec!r}: {e.args[0]}") from e
-        rewards, gate = reward_spec(cfg, env, template)
-        answer_fn, answer_key = answer_functions(cfg.env.name)
-        scorer = Scorer(build_composed(rewards, gate=gate), next(iter(env.rewards)),
-                        "format" if "format" in rewards else None, answer_fn, answer_key)
+        scorer = build_scorer(cfg, env, template)
         prefix = PREFILLS.get(prefill, "")
         arms.append(Arm(spec, lambda t, tp=template, p=prefix: tp.render(t, tokenizer) + p, prefix,
                         [tokenizer.encode(s) for s in template.stop], scorer))

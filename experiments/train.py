@@ -64,6 +64,16 @@ def answer_functions(env_name: str):
     return extract_answer, canonical_answer
 
 
+def build_scorer(cfg, env, template):
+    """The reward composition and verdict logic for `env` rendered with `template`."""
+    from rewards.registry import build_composed
+    from rlreason.eval_runner import Scorer
+    spec, gate = reward_spec(cfg, env, template)
+    answer_fn, answer_key = answer_functions(cfg.env.name)
+    return Scorer(build_composed(spec, gate=gate), next(iter(env.rewards)),
+                  "format" if "format" in spec else None, answer_fn, answer_key)
+
+
 def run_directory(cfg: Config, arm: str) -> Path:
     if cfg.train.resume:
         return Path(cfg.train.resume)
@@ -77,9 +87,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     from envs.base import build_env
     from envs.templates import get_template
     from experiments.models import build_model
-    from rewards.registry import build_composed
     from rlreason.checkpoint import latest_checkpoint
-    from rlreason.eval_runner import Scorer
     from rlreason.model.lora import apply_lora, count_parameters
     from rlreason.rl.advantages import get_estimator
     from rlreason.rl.trainer import Trainer
@@ -97,11 +105,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         apply_lora(model, cfg.lora.rank, cfg.lora.alpha, tuple(cfg.lora.targets), cfg.lora.dropout,
                    cfg.lora.rslora)
     print(f"[rlreason] {count_parameters(model)}")
-    spec, gate = reward_spec(cfg, env, template)
-    reward_fn = build_composed(spec, gate=gate)
-    accuracy_key = next(iter(env.rewards))
-    answer_fn, answer_key = answer_functions(cfg.env.name)
-    scorer = Scorer(reward_fn, accuracy_key, "format" if "format" in spec else None, answer_fn, answer_key)
+    scorer = build_scorer(cfg, env, template)
     run_dir = run_directory(cfg, arm)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = None

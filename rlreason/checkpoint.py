@@ -69,19 +69,25 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return d
 
 
+def load_trainable(model, path: str | Path) -> None:
+    """Load a checkpoint's `trainable.safetensors` into `model`: adapters, or the full weights."""
+    from safetensors.torch import load_file
+    weights = load_file(str(path))
+    if lora_modules(model):
+        load_adapter_state_dict(model, weights)
+        return
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_embeddings)]
+    if missing or unexpected:
+        raise ValueError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]} "
+                         "(was the run trained with a different LoRA setting?)")
+
+
 def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None) -> dict:
     """Restore weights, optimizer and RNG states in place; return the saved state dict."""
     from safetensors.torch import load_file
     d = Path(d)
-    weights = load_file(str(d / "trainable.safetensors"))
-    if lora_modules(model):
-        load_adapter_state_dict(model, weights)
-    else:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_embeddings)]
-        if missing or unexpected:
-            raise ValueError(f"resume: {d}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-                             "(was the run trained with a different LoRA setting?)")
+    load_trainable(model, d / "trainable.safetensors")
     if value_head is not None:
         value_head.load_state_dict(load_file(str(d / "value_head.safetensors")))
     optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
