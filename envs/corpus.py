@@ -42,8 +42,8 @@ KINDS = ("direct", "think", "bad")
 class CorpusConfig:
     n_docs: int = 40_000
     seed: int = 1234
-    digits: int = 3                     # env: operands have min_digits..digits digits
-    min_digits: int = 2
+    digits: int = 3                     # env: operands have min_digits..digits digits; fixed
+    min_digits: int = 3                 # width keeps every digit at a fixed position
     env_seed: int = 0                   # env: seed of its train/eval splits
     n_train: int = 10_000
     n_eval: int = 500

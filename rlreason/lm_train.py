@@ -3,8 +3,13 @@
 - `pad_batch`: right-pads sequences into `ids (B, T)` and a loss mask `(B, T-1)` over next-token
   targets. A target counts when it is a real token (never padding) at or after the sequence's
   `loss_start` (0: every token after the first; `len(prompt)`: completion tokens only).
-- `masked_lm_loss`: mean cross-entropy over the counted targets of the whole batch (a token mean,
-  so long and short sequences weigh per token).
+- `masked_lm_loss`: summed cross-entropy over the counted targets divided by `denom` (default:
+  their count, a token mean over the batch).
+- `train_lm` divides every batch by the same `denom`, the corpus-wide mean number of counted
+  targets per batch, so every token weighs the same in every batch. With a per-batch token mean
+  and length bucketing, a token of a batch of long documents would weigh several times less than
+  a token of a batch of short ones (the base learned the share of its direct answers as 93%
+  instead of the corpus's 66% that way).
 - `batch_order`: a seeded epoch order that groups similar lengths (sort within buckets of
   `bucket_batches` batches, then shuffle the batches) so a batch wastes little padding.
 - `train_lm`: AdamW (`build_adamw`), warmup + cosine (`lr_at`), global-norm clipping
@@ -69,16 +74,16 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int,
     return ids, mask.float()                                               # (B, T), (B, T-1)
 
 
-def masked_lm_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Token-mean next-token cross-entropy over `mask` (B, T-1); ids (B, T)."""
+def masked_lm_loss(model, ids: torch.Tensor, mask: torch.Tensor,
+                   denom: float | None = None) -> torch.Tensor:
+    """Next-token cross-entropy summed over `mask` (B, T-1) / `denom` (None: mask count)."""
     logits = model(ids[:, :-1])                                            # (B, T-1, V)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                           ids[:, 1:].reshape(-1), reduction="none")        # (B*(T-1),)
     mask = mask.reshape(-1)
-    denom = mask.sum()
-    if float(denom) == 0:
+    if float(mask.sum()) == 0:
         raise ValueError("masked_lm_loss: the batch has no target token to learn from")
-    return (nll * mask).sum() / denom
+    return (nll * mask).sum() / (mask.sum() if denom is None else denom)
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int,
@@ -114,6 +119,9 @@ def train_lm(model, seqs: Sequence[Sequence[int]], cfg: LMTrainConfig, *, pad_id
     device = next(model.parameters()).device
     opt = build_adamw(model, cfg.peak_lr, weight_decay=cfg.weight_decay)
     lengths = [len(s) for s in seqs]
+    starts = loss_starts if loss_starts is not None else [0] * len(seqs)
+    counted = sum(n - max(st, 1) for n, st in zip(lengths, starts))   # targets in the corpus
+    denom = cfg.batch_size * counted / len(seqs)                      # fixed per-batch divisor
     batches = _batches(lengths, cfg)
     losses: list[float] = []
     model.train()
@@ -124,7 +132,7 @@ def train_lm(model, seqs: Sequence[Sequence[int]], cfg: LMTrainConfig, *, pad_id
         idx = next(batches)
         ids, mask = pad_batch([seqs[i] for i in idx], pad_id,
                               None if loss_starts is None else [loss_starts[i] for i in idx])
-        loss = masked_lm_loss(model, ids.to(device), mask.to(device))
+        loss = masked_lm_loss(model, ids.to(device), mask.to(device), denom)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clip_gradients(model.parameters(), cfg.grad_clip)

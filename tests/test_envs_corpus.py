@@ -24,7 +24,7 @@ def test_same_config_gives_the_same_corpus_and_another_seed_a_different_one():
 def test_documents_are_the_tiny_prompt_plus_completion_plus_eos():
     for d in build_corpus(replace(SMALL, n_docs=50)):
         assert d.text == f"Q: {d.a}+{d.b}=\nA: " + d.completion + "<eos>"
-        assert 10 <= d.a <= 999 and 10 <= d.b <= 999
+        assert 100 <= d.a <= 999 and 100 <= d.b <= 999          # fixed 3-digit default
 
 
 def test_kind_and_variant_fractions_match_the_config_within_tolerance():

@@ -34,7 +34,7 @@ def test_masked_loss_equals_the_per_sequence_cross_entropy_computed_by_hand():
             total += float(F.cross_entropy(logits[t - 1], torch.tensor(s[t])))
             count += 1
     assert count == 5 + 2 + 2
-    assert float(masked_lm_loss(model, ids, mask)) == pytest.approx(total / count, rel=1e-5)
+    assert float(masked_lm_loss(model, ids, mask).detach()) == pytest.approx(total / count, rel=1e-5)
 
 
 def test_padding_tokens_do_not_change_the_loss_or_its_gradient():
@@ -47,7 +47,7 @@ def test_padding_tokens_do_not_change_the_loss_or_its_gradient():
         model.zero_grad()
         loss = masked_lm_loss(model, x, mask)
         loss.backward()
-        grads.append((float(loss), model.tok_emb.weight.grad.clone()))
+        grads.append((float(loss.detach()), model.tok_emb.weight.grad.clone()))
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-7)
 
@@ -58,7 +58,7 @@ def test_completion_only_loss_ignores_the_prompt_tokens():
     ids, mask = pad_batch([seq], pad_id=0, loss_starts=[4])
     with torch.no_grad():
         logits = model(torch.tensor([seq[:-1]]))[0]
-    assert float(masked_lm_loss(model, ids, mask)) == pytest.approx(
+    assert float(masked_lm_loss(model, ids, mask).detach()) == pytest.approx(
         float(F.cross_entropy(logits[3], torch.tensor(7))), rel=1e-5)
 
 
@@ -104,3 +104,26 @@ def test_bad_training_config_is_rejected():
         LMTrainConfig(steps=10, warmup_steps=20)
     with pytest.raises(ValueError, match="at least 2 tokens"):
         pad_batch([[1]], pad_id=0)
+
+
+def test_a_fixed_divisor_turns_the_token_mean_into_a_token_sum_over_that_divisor():
+    model = _model()
+    ids, mask = pad_batch([[1, 4, 5, 6], [2, 9]], pad_id=0)      # 3 + 1 counted targets
+    mean = float(masked_lm_loss(model, ids, mask).detach())
+    assert float(masked_lm_loss(model, ids, mask, denom=10.0).detach()) == pytest.approx(
+        mean * 4 / 10.0, rel=1e-6)
+
+
+def test_train_lm_divides_every_batch_by_the_corpus_mean_targets_per_batch(monkeypatch):
+    import rlreason.lm_train as lm
+    seen = []
+    real = lm.masked_lm_loss
+    monkeypatch.setattr(lm, "masked_lm_loss",
+                        lambda m, i, k, d=None: seen.append(d) or real(m, i, k, d))
+    seqs = [[1, 2, 3], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7]]    # 2, 4, 6 targets: mean 4
+    train_lm(_model(), seqs, LMTrainConfig(steps=3, batch_size=2, warmup_steps=0), pad_id=0)
+    assert seen == [8.0, 8.0, 8.0]
+    seen.clear()
+    train_lm(_model(), seqs, LMTrainConfig(steps=1, batch_size=2, warmup_steps=0), pad_id=0,
+             loss_starts=[2, 2, 6])                                   # 1, 3, 1 targets
+    assert seen == [pytest.approx(2 * 5 / 3)]
