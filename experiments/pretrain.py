@@ -109,7 +109,7 @@ def is_built(directory: Path) -> bool:
 def _completion_stats(texts: list[str], scores: list[float]) -> dict:
     think = [i for i, t in enumerate(texts) if "<think>" in t]
     direct = [i for i, t in enumerate(texts) if "<think>" not in t]
-    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else float("nan")  # noqa: E731
+    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else None  # noqa: E731
     return {"accuracy": sum(scores) / len(scores), "think_share": len(think) / len(texts),
             "think_accuracy": mean(think), "direct_accuracy": mean(direct),
             "format_rate": sum(map(is_strict_format, texts)) / len(texts), "n": len(texts)}
@@ -205,9 +205,10 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
 
 def summary_line(results: dict) -> str:
     g, s = results["greedy"], results["sampled"]
-    return (f"greedy acc {g['accuracy']:.1%} | sampled acc {s['accuracy']:.1%}, think "
-            f"{s['think_share']:.1%} (right {s['think_accuracy']:.1%}), direct right "
-            f"{s['direct_accuracy']:.1%}, format {s['format_rate']:.1%}, "
+    pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
+    return (f"greedy acc {pct(g['accuracy'])} | sampled acc {pct(s['accuracy'])}, think "
+            f"{pct(s['think_share'])} (right {pct(s['think_accuracy'])}), direct right "
+            f"{pct(s['direct_accuracy'])}, format {pct(s['format_rate'])}, "
             f"length {s['mean_length']:.1f}")
 
 

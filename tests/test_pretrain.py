@@ -80,3 +80,12 @@ def test_default_config_matches_the_arithmetic_env_and_fits_its_longest_trace():
     longest = len("Q: 999+999=\nA: ") + len("<think>") + 4 * len("9+9+1=19 1998\n") + 12
     assert longest + 1 <= cfg.model.max_seq_len
     assert json.loads(json.dumps(cfg.to_dict()))["model"]["d_model"] == 128
+
+
+def test_completion_stats_split_thinking_and_direct_completions_by_hand():
+    texts = ["<think>2+2</think><answer>4</answer>", "<answer>3</answer>", "<answer>5</answer>"]
+    stats = pretrain._completion_stats(texts, [1.0, 0.0, 1.0])
+    assert stats == {"accuracy": pytest.approx(2 / 3), "think_share": pytest.approx(1 / 3),
+                     "think_accuracy": 1.0, "direct_accuracy": 0.5,
+                     "format_rate": pytest.approx(1 / 3), "n": 3}
+    assert pretrain._completion_stats(texts[1:], [0.0, 1.0])["think_accuracy"] is None
