@@ -78,12 +78,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def next_tasks(self, n: int) -> list:
+        """The next `n` tasks of a seeded per-epoch permutation; advances the data position."""
         N, out = len(self.train_tasks), []
         for _ in range(n):
             epoch, i = divmod(self.data_pos, N)
-            order = list(range(N))
-            random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
-            out.append(self.train_tasks[order[i]])
+            if getattr(self, "_order_epoch", None) != epoch:
+                self._order = list(range(N))
+                random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(self._order)
+                self._order_epoch = epoch
+            out.append(self.train_tasks[self._order[i]])
             self.data_pos += 1
         return out
 
