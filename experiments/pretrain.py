@@ -21,8 +21,10 @@ them only costs capacity and CPU time.
 `evaluate_base` measures the base on the env's eval split with the engine and the rewards: greedy
 and sampled (T=1) accuracy (`rewards.math`), strict format rate (`rewards.format`), the share of
 completions that open `<think>`, the accuracy of thinking vs direct completions and mean
-completion length. Same config → same weights on the same machine (seeded init and batch order,
-CPU kernels are deterministic for a fixed thread count).
+completion length. Same config → same weights (seeded init and batch order; training runs with
+`TRAIN_THREADS` = 1 torch thread, restored afterwards, so the result does not depend on the core
+count). One thread is also the fast choice for a model this small: on the shared 2-core machine
+a step took 0.16 s with one thread and 2.6 s with two (OpenMP threads fighting other load).
 
 Not here: RL (rl/trainer.py), Hydra (the trainer calls `ensure_base` with the default config).
 """
@@ -51,6 +53,7 @@ from rlreason.model.io import load_model, save_model
 from rlreason.model.tokenizer import CharTokenizer
 
 FORMAT_VERSION = "base-v1"     # bump when the corpus or the recipe changes meaning
+TRAIN_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,13 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
             log(f"  step {step:5d}  loss(mean of last {len(recent)}) "
                 f"{sum(recent) / len(recent):.4f}  lr {lr:.2e}  {time.perf_counter() - t0:6.1f}s")
 
-    t1 = time.perf_counter()
-    losses = train_lm(model, seqs, cfg.train, pad_id=tokenizer.pad_id, loss_starts=starts,
-                      log=progress)
+    t1, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        losses = train_lm(model, seqs, cfg.train, pad_id=tokenizer.pad_id, loss_starts=starts,
+                          log=progress)
+    finally:
+        torch.set_num_threads(threads)
     train_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     results = evaluate_default(model, tokenizer, cfg)
@@ -195,7 +202,7 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
               "loss": _loss_summary(losses), "eval": results,
               "seconds": {"train": train_s, "eval": time.perf_counter() - t2,
                           "total": time.perf_counter() - t0},
-              "torch_threads": torch.get_num_threads()}
+              "torch_threads": {"train": TRAIN_THREADS, "eval": torch.get_num_threads()}}
     out = Path(directory)
     save_model(model, tokenizer, out)
     (out / "pretrain.json").write_text(json.dumps(record, indent=1))

@@ -24,8 +24,10 @@ def _quiet(*_):
 
 
 def test_cache_hit_returns_the_same_directory_without_retraining(tmp_path, monkeypatch):
+    threads = torch.get_num_threads()
     first = ensure_base(TINY, tmp_path, log=_quiet)
     assert first == tmp_path / TINY.config_hash()
+    assert torch.get_num_threads() == threads          # training's single thread is restored
     stamp = (first / "model.safetensors").stat().st_mtime_ns
 
     def no_training(*a, **k):
