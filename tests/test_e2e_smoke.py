@@ -11,7 +11,7 @@ from rlreason.lm_train import LMTrainConfig
 TINY_BASE = PretrainConfig(
     corpus=CorpusConfig(n_docs=200, n_train=60, n_eval=20),
     model=ModelShape(n_layer=1, n_head=2, d_model=32, max_seq_len=128),
-    train=LMTrainConfig(steps=5, batch_size=8, warmup_steps=1),
+    train=LMTrainConfig(steps=5, batch_size=8, warmup_steps=1), anneal=None,
     eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12))
 
 

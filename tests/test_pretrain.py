@@ -7,8 +7,8 @@ import torch
 
 import experiments.pretrain as pretrain
 from envs.corpus import CorpusConfig
-from experiments.pretrain import (BaseEvalConfig, ModelShape, PretrainConfig, cache_root,
-                                  ensure_base, load_base)
+from experiments.pretrain import (AnnealConfig, BaseEvalConfig, ModelShape, PretrainConfig,
+                                  cache_root, ensure_base, load_base)
 from rlreason.lm_train import LMTrainConfig
 from rlreason.model.io import load_model
 
@@ -16,6 +16,7 @@ TINY = PretrainConfig(
     corpus=CorpusConfig(n_docs=120, n_train=40, n_eval=10),
     model=ModelShape(n_layer=1, n_head=2, d_model=32, max_seq_len=128),
     train=LMTrainConfig(steps=3, batch_size=8, warmup_steps=1),
+    anneal=AnnealConfig(steps=2, warmup_steps=1, n_docs=40),
     eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12))
 
 
@@ -91,3 +92,20 @@ def test_completion_stats_split_thinking_and_direct_completions_by_hand():
                      "think_accuracy": 1.0, "direct_accuracy": 0.5,
                      "format_rate": pytest.approx(1 / 3), "n": 3}
     assert pretrain._completion_stats(texts[1:], [0.0, 1.0])["think_accuracy"] is None
+
+
+def test_the_default_recipe_anneals_from_a_trace_rich_mix_to_a_direct_answer_mix():
+    (c1, t1), (c2, t2) = PretrainConfig().phases()
+    assert (c1.think_fraction, c1.direct_fraction) == (0.9, 0.1)
+    assert (c2.think_fraction, c2.direct_fraction) == (0.25, 0.65)
+    assert t2.peak_lr == t1.peak_lr / 10 and t2.steps == 60 and t1.steps == 600
+    assert c1.env_kwargs() == c2.env_kwargs()            # both phases teach the same task
+    assert len(replace(PretrainConfig(), anneal=None).phases()) == 1
+
+
+def test_the_default_experiment_trains_on_the_task_the_base_was_pretrained_for():
+    from omegaconf import OmegaConf
+    exp = OmegaConf.load(Path("experiments/conf/experiment/r1_zero_tiny.yaml"))
+    kwargs = PretrainConfig().env_kwargs()
+    for key, value in exp.env.options.items():
+        assert kwargs[key] == (tuple(value) if key == "ops" else value), key
