@@ -323,7 +323,8 @@ def _hydra_main(cfg) -> None:
 def main() -> None:
     import hydra
     register()
-    hydra.main(config_path="conf", config_name="eval", version_base=None)(_hydra_main)()
+    conf = str(Path(__file__).resolve().parent / "conf")   # absolute: works from any cwd
+    hydra.main(config_path=conf, config_name="eval", version_base=None)(_hydra_main)()
 
 
 if __name__ == "__main__":

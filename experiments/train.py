@@ -190,7 +190,8 @@ def main() -> None:
     import hydra
     from hydra.core.config_store import ConfigStore
     ConfigStore.instance().store(name="base_config", node=Config)
-    app = hydra.main(config_path="conf", config_name="config", version_base=None)(_hydra_main)
+    conf = str(Path(__file__).resolve().parent / "conf")   # absolute: works from any cwd
+    app = hydra.main(config_path=conf, config_name="config", version_base=None)(_hydra_main)
     app()
 
 
