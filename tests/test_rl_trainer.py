@@ -208,3 +208,14 @@ def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_pref
     cfg.reward_gate = "tag_count"
     with pytest.raises(ConfigError, match="reward_gate"):
         reward_spec(cfg, env, get_template("tiny"))
+
+
+@pytest.mark.parametrize("entry, name", [("experiments.train", "r1_zero_tiny"), ("experiments.eval", "eval")])
+def test_console_scripts_compose_their_config_from_any_working_directory(tmp_path, entry, name):
+    import subprocess
+    import sys
+    code = f"import sys; sys.argv = ['x', '--cfg', 'job']; from {entry} import main; main()"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"name: {name}" in out.stdout
