@@ -94,7 +94,7 @@ class TrainConfig:
     save_every: int = 50
     max_bad_steps: int = 3                  # abort after this many non-finite steps in a row
     progress: bool = True
-    threads: Optional[int] = None           # CPU threads; None: 1 for models < 20M params, else all
+    threads: Optional[int] = None           # CPU threads; None: torch's default (all cores)
 
 
 @dataclass
