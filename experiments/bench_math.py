@@ -123,10 +123,10 @@ def component_costs(pairs) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     pairs = make_mix(args.n)
     print(f"cpus={os.cpu_count()} workers={checker.POOL_WORKERS} load={os.getloadavg()[0]:.1f}")
     start = time.perf_counter()
