@@ -176,9 +176,9 @@ def generate(model, prompt_ids, *, n: int, max_new_tokens: int, temperature: flo
     for t in range(max_new_tokens):
         rows = runner.rows                                              # (b,) original row ids
         tok, lp = sample_next(runner.logits, temperature, top_k, top_p, gen)
-        live = rows[finish[rows] == 0]                                  # rows still running
-        tok_live = tok[finish[rows] == 0]
-        out[live, t], logps[live, t] = tok_live, lp[finish[rows] == 0]
+        alive = finish[rows] == 0                                       # (b,) still running
+        live, tok_live = rows[alive], tok[alive]
+        out[live, t], logps[live, t] = tok_live, lp[alive]
         lengths[live] = t + 1
         is_eos = (tok_live == eos_id) if eos_id is not None else torch.zeros_like(tok_live, dtype=torch.bool)
         is_stop = stop.hits(out[live], t) & ~is_eos
