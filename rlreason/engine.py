@@ -31,6 +31,7 @@ Not here: beam search (beam.py), scoring of the rollouts (rewards), training log
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -65,6 +66,19 @@ def _validate(prompt_ids, n: int, max_new_tokens: int, temperature: float, top_k
         raise ValueError(f"generate: top_k must be >= 1 or None, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p}")
+
+
+def _check_ids(prompt_ids, vocab: int | None) -> None:
+    """Every prompt id is an integer (Python, NumPy or 0-dim tensor) in [0, vocab)."""
+    for i, p in enumerate(prompt_ids):
+        for t in p:
+            try:
+                ok = 0 <= operator.index(t) < (vocab if vocab is not None else operator.index(t) + 1)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise ValueError(f"generate: prompt {i} holds token id {t!r}, outside the model's "
+                                 f"vocabulary [0, {vocab})")
 
 
 def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device):
@@ -152,6 +166,7 @@ def generate(model, prompt_ids, *, n: int, max_new_tokens: int, temperature: flo
              compact: bool = True) -> Rollouts:
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
+    _check_ids(prompt_ids, getattr(model.config, "vocab_size", None))
     device = next(model.parameters()).device
     pad_id = pad_id if pad_id is not None else (tokenizer.pad_id if tokenizer is not None else 0)
     if eos_id is None and tokenizer is not None:

@@ -109,6 +109,12 @@ def test_bad_arguments_are_clear_errors(tiny_model, kw, msg):
         generate(tiny_model, PROMPTS, **args)
 
 
+@pytest.mark.parametrize("prompts", [[[5, 6], [7, 50]], [[5, -1]], [[5, 6.0]]])
+def test_prompt_ids_outside_the_vocabulary_are_a_clear_error(tiny_model, prompts):
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        generate(tiny_model, prompts, n=1, max_new_tokens=2)
+
+
 def test_texts_are_decoded_with_the_given_tokenizer(tiny_model):
     class Tok:
         pad_id, eos_id = 0, None
