@@ -20,16 +20,12 @@ from pathlib import Path
 
 import torch
 
+from rlreason.model.io import weights_state
 from rlreason.model.lora import adapter_state_dict, load_adapter_state_dict, lora_modules
 
 
 def _trainable_state(model) -> dict[str, torch.Tensor]:
-    if lora_modules(model):
-        return adapter_state_dict(model)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if getattr(model.config, "tie_embeddings", False):
-        state.pop("lm_head.weight", None)
-    return state
+    return adapter_state_dict(model) if lora_modules(model) else weights_state(model)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, *, model, optimizer, state: dict,

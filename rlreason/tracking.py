@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,9 +127,7 @@ def build_logger(run_dir: str | Path, config: dict, wandb_cfg, console_every: in
     """JSONL + console, plus W&B unless its mode is "disabled"."""
     loggers: list = [JSONLLogger(run_dir), ConsoleLogger(console_every)]
     if wandb_cfg.mode != "disabled":
-        t0 = time.perf_counter()
         loggers.append(WandbLogger(run_dir, config, mode=wandb_cfg.mode, project=wandb_cfg.project,
                                    entity=wandb_cfg.entity, group=wandb_cfg.group,
                                    name=wandb_cfg.name, tags=wandb_cfg.tags, run_id=run_id))
-        loggers[-1].init_seconds = time.perf_counter() - t0
     return MultiLogger(*loggers)

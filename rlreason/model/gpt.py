@@ -292,12 +292,10 @@ class KVCache:
         """Repeat every row n times (prompt-major), optionally into a larger preallocated buffer."""
         L, B, H, _, D = self.k.shape
         cap = capacity or self.capacity
-        out = KVCache.allocate_like(self.k, (L, B * n, H, cap, D))
+        shape = (L, B * n, H, cap, D)
+        out = KVCache(self.k.new_empty(shape), self.v.new_empty(shape))
         out.k[:, :, :, :self.length] = self.k[:, :, :, :self.length].repeat_interleave(n, dim=1)
         out.v[:, :, :, :self.length] = self.v[:, :, :, :self.length].repeat_interleave(n, dim=1)
         out.length = self.length
         return out
 
-    @staticmethod
-    def allocate_like(t: torch.Tensor, shape) -> "KVCache":
-        return KVCache(t.new_empty(shape), t.new_empty(shape))

@@ -22,14 +22,19 @@ from rlreason.model.tokenizer import CharTokenizer
 TOKENIZERS = {"char": CharTokenizer}
 
 
+def weights_state(model: GPT) -> dict[str, torch.Tensor]:
+    """Detached, contiguous weights; a tied lm_head is stored once, as tok_emb.weight."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    return state
+
+
 def save_model(model: GPT, tokenizer, directory: str | Path) -> Path:
     from safetensors.torch import save_file
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        state.pop("lm_head.weight", None)          # stored once, as tok_emb.weight
-    save_file(state, str(d / "model.safetensors"))
+    save_file(weights_state(model), str(d / "model.safetensors"))
     (d / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1))
     if tokenizer is not None:
         tokenizer.save(d)

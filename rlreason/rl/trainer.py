@@ -74,6 +74,7 @@ class Trainer:
         self.estimator = get_estimator(c.algo.advantage)
         self.stop_ids = [self.tokenizer.encode(s) for s in self.stop_strings]
         self.alarm = CollapseAlarm()
+        self._order: tuple[int, list[int]] = (-1, [])     # (epoch, its permutation of train tasks)
         self.run_dir = Path(self.run_dir)
 
     # ------------------------------------------------------------------ data
@@ -82,11 +83,11 @@ class Trainer:
         N, out = len(self.train_tasks), []
         for _ in range(n):
             epoch, i = divmod(self.data_pos, N)
-            if getattr(self, "_order_epoch", None) != epoch:
-                self._order = list(range(N))
-                random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(self._order)
-                self._order_epoch = epoch
-            out.append(self.train_tasks[self._order[i]])
+            if self._order[0] != epoch:
+                order = list(range(N))
+                random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
+                self._order = (epoch, order)
+            out.append(self.train_tasks[self._order[1][i]])
             self.data_pos += 1
         return out
 
