@@ -29,6 +29,7 @@ diverse or constrained beam search.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,6 +37,7 @@ import torch
 
 from rlreason.engine import Rollouts, _package, _StopMatcher, last_logits, left_pad
 from rlreason.model.gpt import KVCache
+from rlreason.model.packed import packed_linears
 
 LENGTH_PENALTIES: dict[str, Callable[[int, float], float]] = {
     "simple": lambda n, alpha: float(n) ** alpha,
@@ -113,8 +115,9 @@ def _validate(model, prompt_ids, W: int, max_new_tokens: int, length_norm: str) 
 def beam_search(model, prompt_ids, *, beam_width: int, max_new_tokens: int,
                 length_penalty: float = 1.0, length_norm: str = "simple",
                 eos_id: int | None = None, stop_ids=None, pad_id: int | None = None,
-                tokenizer=None) -> BeamResult:
-    """Beam search for every prompt; see the module docstring for the semantics."""
+                tokenizer=None, pack_weights: bool = True) -> BeamResult:
+    """Beam search for every prompt; see the module docstring for the semantics.
+    `pack_weights`: large float32 CPU linears run on oneDNN-packed weights (model/packed.py)."""
     W = beam_width
     _validate(model, prompt_ids, W, max_new_tokens, length_norm)
     device = next(model.parameters()).device
@@ -124,6 +127,18 @@ def beam_search(model, prompt_ids, *, beam_width: int, max_new_tokens: int,
     penalty = LENGTH_PENALTIES[length_norm]
     was_training = model.training
     model.eval()
+    try:
+        with packed_linears(model, rows_hint=len(prompt_ids) * W) if pack_weights \
+                else contextlib.nullcontext():
+            return _search(model, prompt_ids, W, max_new_tokens, length_penalty, penalty, eos_id,
+                           stop_ids, pad_id, tokenizer, device)
+    finally:
+        if was_training:
+            model.train()
+
+
+def _search(model, prompt_ids, W, max_new_tokens, length_penalty, penalty, eos_id, stop_ids,
+            pad_id, tokenizer, device) -> BeamResult:
     rows = _BeamRows(model, prompt_ids, W, max_new_tokens, pad_id, device)
     stop = _StopMatcher(stop_ids, device)
     P = len(prompt_ids)
@@ -167,8 +182,6 @@ def beam_search(model, prompt_ids, *, beam_width: int, max_new_tokens: int,
         active = [active[i] for i in keep]
         seqs, tok_lp = cand[pick], cand_lp[pick]
         rows.advance(parent.flatten()[pick], tok.flatten()[pick])
-    if was_training:
-        model.train()
     return _result(prompt_ids, finished, W, pad_id, tokenizer, device)
 
 

@@ -104,3 +104,24 @@ def test_loading_a_model_with_a_wrong_shape_names_the_tensor(tmp_path, tiny_mode
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (8, 2)])
+def test_decode_attention_equals_sdpa_on_a_strided_cache_slice_with_a_key_mask(heads, kv_heads):
+    from rlreason.model.gpt import additive_mask, decode_attention
+    g = torch.Generator().manual_seed(0)
+    B, D, S, capacity = 3, 16, 11, 20
+    q = torch.randn(B, heads, 1, D, generator=g)
+    cache_k = torch.randn(B, kv_heads, capacity, D, generator=g)
+    cache_v = torch.randn(B, kv_heads, capacity, D, generator=g)
+    k, v = cache_k[:, :, :S], cache_v[:, :, :S]                     # strided views, as in decoding
+    mask = torch.rand(B, 1, 1, S, generator=g) > 0.4
+    mask[..., -1] = True                                            # its own slot is always visible
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, enable_gqa=heads != kv_heads)
+    got = decode_attention(q, k, v, additive_mask(mask))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    masked = decode_attention(q, k, v, additive_mask(mask))
+    v2 = v.clone()
+    v2[~mask[:, 0, 0, :].unsqueeze(1).expand_as(v2[..., 0])] = 1e6  # masked values cannot leak
+    torch.testing.assert_close(decode_attention(q, k, v2, additive_mask(mask)), masked)

@@ -4,7 +4,9 @@
 - `llama`: RoPE (configurable theta), RMSNorm, SwiGLU MLP, grouped-query attention, optional q/k/v
   bias (Qwen2), optional per-head q/k RMSNorm (Qwen3), optional tied embeddings.
 
-Attention goes through `F.scaled_dot_product_attention`. Both flavours use separate `q_proj`,
+Attention goes through `F.scaled_dot_product_attention`, except a one-token step on a KV cache
+(decoding), which uses `decode_attention`: two matmuls on the strided cache with a float mask
+built once per step (faster than SDPA there, ~1.3x per call on CPU). Both flavours use separate `q_proj`,
 `k_proj`, `v_proj`, `o_proj` (and `up_proj`/`down_proj`, plus `gate_proj` for SwiGLU) so LoRA
 targets and checkpoint names are the same across flavours.
 
@@ -113,6 +115,33 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     bias: torch.Tensor | None) -> torch.Tensor:
+    """Attention of one query per row over the cached keys, for the decode step.
+
+    q (B, H, 1, D); k, v (B, Hkv, S, D), possibly strided views of a larger cache; `bias` float32
+    additive mask (0 or -inf) broadcastable to (B, 1, 1, S), see `additive_mask`. The query heads
+    of a GQA group are stacked as rows of one matmul against their shared key head, so k/v are
+    neither expanded nor copied (SDPA copies a strided cache slice on every call, and its mask
+    handling costs more than the two matmuls at this size). Softmax runs in float32.
+    Returns (B, H, 1, D).
+    """
+    B, H, _, D = q.shape
+    Hkv = k.shape[1]
+    qg = (q * D ** -0.5).reshape(B, Hkv, H // Hkv, D)                     # (B, Hkv, G, D)
+    scores = torch.matmul(qg, k.transpose(-1, -2)).float()                 # (B, Hkv, G, S)
+    if bias is not None:
+        scores = scores + bias                                             # bias (B|1, 1, 1, S)
+    probs = torch.softmax(scores, dim=-1).to(v.dtype)
+    return torch.matmul(probs, v).reshape(B, H, 1, D)                      # (B, H, 1, D)
+
+
+def additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Bool attention mask (True = may attend) → float32 additive bias (0 / -inf), same shape."""
+    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(
+        ~mask, float("-inf"))
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -137,9 +166,12 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv_cache is not None:
             k, v = kv_cache.write(layer, k, v)                   # (B, Hkv, S, D)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and kv_cache is None,
-            enable_gqa=Hkv != H)                                  # (B, H, T, D)
+        if T == 1 and kv_cache is not None:
+            y = decode_attention(q, k, v, attn_mask)              # (B, H, 1, D)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and kv_cache is None,
+                enable_gqa=Hkv != H)                              # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
@@ -226,6 +258,8 @@ class GPT(nn.Module):
         rope = self._rope(positions, x.dtype) if self.pos_emb is None else None
         attn_mask = _attention_mask(key_mask, start, T, ids.device) if (
             key_mask is not None or kv_cache is not None) else None
+        if T == 1 and kv_cache is not None:           # decode step: see `decode_attention`
+            attn_mask = additive_mask(attn_mask)       # built once, shared by every layer
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and kv_cache is None:
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, i, None, attn_mask,
