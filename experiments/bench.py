@@ -1,6 +1,6 @@
 """`rlreason-bench <name> [args]`: one entry point for the benchmark scripts (they print numbers).
 
-Names: engine, math, sandbox, rewards, hf, step. Each maps to `experiments.bench_<name>.main`.
+Names: engine, math, sandbox, rewards, hf, step, sampler. Each maps to `experiments.bench_<name>.main`.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 
 BENCHES = {"engine": "experiments.bench_engine", "math": "experiments.bench_math",
            "sandbox": "experiments.bench_sandbox", "rewards": "experiments.bench_rewards",
-           "hf": "experiments.bench_hf", "step": "experiments.bench_step"}
+           "hf": "experiments.bench_hf", "step": "experiments.bench_step",
+           "sampler": "experiments.bench_sampler"}
 
 
 def main(argv: list[str] | None = None) -> None:
