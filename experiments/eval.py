@@ -10,7 +10,9 @@ What is evaluated:
   written by `rlreason.model.lora.save_adapter`); or, with `eval.run_dir`, the model rebuilt from
   the run's `config.yaml` (torch seeded with the run's seed first, as training did, so a scratch
   base under LoRA comes back identical) with its latest `trainable.safetensors` loaded. The env
-  still comes from this command's `env` group (a mismatch with the run's env is printed).
+  (name, options, template) and the rewards are then the run's own, as saved in its
+  `config.yaml`; `eval.run_env=false` evaluates on this command's `env`/`reward` instead (a
+  mismatch with the run's env is printed).
 - arms: one per `eval.templates` entry, `<template>` or `<template>+<prefill>`. A prefill
   (`PREFILLS`: `cot` opens `<think>`, `direct` opens `<answer>`) is appended to the rendered prompt
   and put back in front of each completion before scoring, so "think first" and "answer at once"
@@ -34,6 +36,7 @@ Not here: metric definitions (rlreason.evaluate), sampling (rlreason.engine), tr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import sys
 import time
@@ -63,6 +66,7 @@ class EvalSettings:
     length_norm: str = "simple"             # rlreason.beam.LENGTH_PENALTIES key
     templates: list[str] = field(default_factory=list)   # [] → the env's template
     run_dir: Optional[str] = None           # evaluate this run's latest checkpoint
+    run_env: bool = True                    # with run_dir: the run's env, template and rewards
     adapter: Optional[str] = None           # a save_adapter directory applied to `model`
     out: Optional[str] = None
     seed: int = 1234                        # sampling and bootstrap seed
@@ -121,18 +125,32 @@ def check(cfg: EvalAppConfig) -> EvalAppConfig:
 
 # --------------------------------------------------------------------------- the model
 
-def _from_run(run_dir: Path):
+def _run_config(run_dir: Path):
+    """The run's saved training `Config` (its config.yaml merged onto the schema)."""
     from omegaconf import OmegaConf
-    from rlreason.checkpoint import load_trainable
-    from experiments.models import build_model
-    from rlreason.checkpoint import latest_checkpoint
     from rlreason.config import Config
-    from rlreason.model.lora import apply_lora
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"eval.run_dir={run_dir}: no config.yaml there (not a run directory?)")
-    saved: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config),
-                                                        OmegaConf.load(saved_path)))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config),
+                                               OmegaConf.load(saved_path)))
+
+
+def with_run_task(cfg: EvalAppConfig) -> EvalAppConfig:
+    """With `eval.run_dir` and `eval.run_env`: cfg with the run's env, rewards and reward gate."""
+    if not (cfg.eval.run_dir and cfg.eval.run_env):
+        return cfg
+    saved = _run_config(Path(cfg.eval.run_dir))
+    return dataclasses.replace(cfg, env=saved.env, reward=dict(saved.reward),
+                               reward_gate=saved.reward_gate)
+
+
+def _from_run(run_dir: Path):
+    from rlreason.checkpoint import load_trainable
+    from experiments.models import build_model
+    from rlreason.checkpoint import latest_checkpoint
+    from rlreason.model.lora import apply_lora
+    saved = _run_config(run_dir)
     torch.manual_seed(saved.seed)          # as build_trainer does: same scratch base weights
     model, tokenizer = build_model(saved.model)
     if saved.lora.enabled:
@@ -280,6 +298,7 @@ def run(cfg: EvalAppConfig) -> dict:
     from envs.base import build_env
     from rlreason.evaluate import format_table
     check(cfg)
+    cfg = with_run_task(cfg)
     t0 = time.perf_counter()
     env = build_env(cfg.env.name, **dict(cfg.env.options))
     tasks = list(env.eval)[:cfg.eval.n_problems]

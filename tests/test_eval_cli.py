@@ -154,3 +154,16 @@ def test_an_adapter_directory_is_applied_to_the_configured_model(tmp_path):
         assert torch.equal(model(ids), base(ids))
         assert not torch.allclose(plain(ids), base(ids))
     assert info["adapter"] == str(tmp_path / "adapter")
+
+
+def test_run_dir_evaluates_on_the_runs_own_env_and_rewards_unless_run_env_is_false(tmp_path):
+    from experiments.eval import with_run_task
+    train_tiny_run(tmp_path / "run", lora=False)
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    cfg = with_run_task(compose_eval(f"eval.run_dir={tmp_path / 'run'}", "env.options.n_eval=7"))
+    assert cfg.env.name == saved.env.name
+    assert dict(cfg.env.options) == dict(saved.env.options)          # the command's n_eval=7 ignored
+    assert sorted(cfg.reward) == sorted(saved.reward)
+    mine = compose_eval(f"eval.run_dir={tmp_path / 'run'}", "eval.run_env=false",
+                        "env.options.n_eval=7")
+    assert with_run_task(mine).env.options["n_eval"] == 7
