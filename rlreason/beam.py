@@ -29,15 +29,13 @@ diverse or constrained beam search.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from rlreason.engine import Rollouts, _package, _StopMatcher, last_logits, left_pad
+from rlreason.engine import Rollouts, _package, _StopMatcher, inference, last_logits, left_pad
 from rlreason.model.gpt import KVCache
-from rlreason.model.packed import packed_linears
 
 LENGTH_PENALTIES: dict[str, Callable[[int, float], float]] = {
     "simple": lambda n, alpha: float(n) ** alpha,
@@ -125,16 +123,9 @@ def beam_search(model, prompt_ids, *, beam_width: int, max_new_tokens: int,
     if eos_id is None and tokenizer is not None:
         eos_id = getattr(tokenizer, "eos_id", None)
     penalty = LENGTH_PENALTIES[length_norm]
-    was_training = model.training
-    model.eval()
-    try:
-        with packed_linears(model, rows_hint=len(prompt_ids) * W) if pack_weights \
-                else contextlib.nullcontext():
-            return _search(model, prompt_ids, W, max_new_tokens, length_penalty, penalty, eos_id,
-                           stop_ids, pad_id, tokenizer, device)
-    finally:
-        if was_training:
-            model.train()
+    with inference(model, pack_weights, rows_hint=len(prompt_ids) * W):
+        return _search(model, prompt_ids, W, max_new_tokens, length_penalty, penalty, eos_id,
+                       stop_ids, pad_id, tokenizer, device)
 
 
 def _search(model, prompt_ids, W, max_new_tokens, length_penalty, penalty, eos_id, stop_ids,

@@ -6,9 +6,9 @@
 
 Attention goes through `F.scaled_dot_product_attention`, except a one-token step on a KV cache
 (decoding), which uses `decode_attention`: two matmuls on the strided cache with a float mask
-built once per step (faster than SDPA there, ~1.3x per call on CPU). Both flavours use separate `q_proj`,
-`k_proj`, `v_proj`, `o_proj` (and `up_proj`/`down_proj`, plus `gate_proj` for SwiGLU) so LoRA
-targets and checkpoint names are the same across flavours.
+built once per step (faster than SDPA there, ~1.3x per call on CPU). Both flavours use separate
+`q_proj`, `k_proj`, `v_proj`, `o_proj` (and `up_proj`/`down_proj`, plus `gate_proj` for SwiGLU)
+so LoRA targets and checkpoint names are the same across flavours.
 
 `forward(ids, kv_cache=None, positions=None, key_mask=None)` returns logits. Without a cache and
 without `key_mask` it is plain causal attention (right padding is harmless). With a `KVCache`,

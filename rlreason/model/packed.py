@@ -6,8 +6,8 @@ GEMM peak; oneDNN's `_linear_pointwise` on a weight reordered once into its bloc
 results agree with `F.linear` to float rounding (~3e-6 absolute at d=768), not bit for bit.
 
 `packed_linears(model)` is a context manager: inside it, every `nn.Linear` of `model` whose
-weight is a float32 CPU tensor runs on a packed copy of that weight; on exit the modules are
-exactly as before. The packed copies are made on entry and dropped on exit, so a weight that
+weight is a float32 CPU tensor of at least `MIN_WEIGHT_ELEMENTS` (2^18) entries runs on a packed
+copy of that weight; on exit the modules are exactly as before. The packed copies are made on entry and dropped on exit, so a weight that
 changes between blocks (an optimizer step, a LoRA merge, a checkpoint load) can never be served
 stale. Extra memory while inside: one copy of the packed weights.
 
