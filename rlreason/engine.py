@@ -127,17 +127,22 @@ def _search(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) -> torc
     return idx
 
 
-def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index (B,) of the token whose CDF interval holds `u * total` for each row.
+def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """One sample per row of probs (B, V) by inverse CDF, given one uniform per row u (B, 1).
 
-    probs (B, V) non-negative, rows need not sum to 1; u (B, 1) uniform in [0, 1). Two levels:
-    the masses of blocks of 256 tokens pick a block, then the cumulative sum inside that block (in
-    float64) picks the token, with the target rescaled to the block's own float64 total. A token's
-    chance is then its probability up to one relative rounding of its block's float32 sum (~1e-6),
-    wherever it sits in the vocabulary; one float32 cumulative sum over the whole row would give
-    every token an interval quantised to ~6e-8 absolute, distorting tokens rarer than ~1e-6. A
-    zero-probability token (or block) has an empty interval and is never picked, including when
-    rounding lands the target on a zero-mass tail.
+    probs non-negative, rows need not sum to 1: the index (B,) whose CDF interval holds
+    `u * total` is returned. Two levels: the masses of blocks of 256 tokens pick a block, then the
+    cumulative sum inside that block (in float64) picks the token, with the target rescaled to the
+    block's own float64 total. A token's chance is then its probability up to one relative rounding
+    of its block's float32 sum (~1e-6), wherever it sits in the vocabulary; one float32 cumulative
+    sum over the whole row would give every token an interval quantised to ~6e-8 absolute,
+    distorting tokens rarer than ~1e-6. A zero-probability token (or block) has an empty interval
+    and is never picked, including when rounding lands the target on a zero-mass tail. A row
+    without finite positive mass (NaN/inf logits) raises FloatingPointError.
+
+    On CPU this is ~60x faster than `torch.multinomial`, which draws an exponential variate for
+    every vocabulary entry: 32 rows of 50,257 take 0.85 ms vs 48 ms, of 151,936 2.2 ms vs 138 ms
+    (`rlreason-bench sampler`).
     """
     B, V = probs.shape
     full = V // _BLOCK * _BLOCK
@@ -146,7 +151,11 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         mass = torch.cat([mass, probs[:, full:].sum(-1, keepdim=True)], -1)
     mass = mass.to(torch.float64)                                          # (B, nb')
     cdf = mass.cumsum(-1)
-    target = u.to(torch.float64) * cdf[:, -1:]                              # (B, 1)
+    total = cdf[:, -1:]                                                    # (B, 1)
+    if not bool((torch.isfinite(total) & (total > 0)).all()):
+        raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
+                                 "weights or activations?)")
+    target = u.to(torch.float64) * total                                   # (B, 1)
     block = _search(cdf, target, mass)                                     # (B, 1)
     start = cdf.gather(-1, block) - mass.gather(-1, block)                 # mass before the block
     frac = ((target - start) / mass.gather(-1, block)).clamp_(0, 1)       # where in the block
@@ -156,20 +165,6 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     inner = inside.cumsum(-1)                                             # (B, 256)
     pick = _search(inner, frac * inner[:, -1:], inside)                   # (B, 1)
     return (block * _BLOCK + pick)[:, 0]
-
-
-def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """One sample per row of probs (B, V) by inverse CDF, given one uniform per row u (B, 1).
-
-    On CPU this is ~60x faster than `torch.multinomial`, which draws an exponential variate for
-    every vocabulary entry: 32 rows of 50,257 take 0.85 ms vs 48 ms, of 151,936 2.2 ms vs 138 ms
-    (`rlreason-bench sampler`).
-    """
-    total = probs.sum(-1)                                                # (B,)
-    if not bool((torch.isfinite(total) & (total > 0)).all()):
-        raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
-                                 "weights or activations?)")
-    return inverse_cdf(probs, u)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, u: torch.Tensor):

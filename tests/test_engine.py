@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rlreason.engine import draw, filter_logits, generate, inverse_cdf
+from rlreason.engine import draw, filter_logits, generate
 from rlreason.model.gpt import GPT
 
 from .conftest import tiny_config
@@ -124,16 +124,16 @@ def test_texts_are_decoded_with_the_given_tokenizer(tiny_model):
     assert r.texts == [",".join(map(str, c)) for c in r.completion_ids]
 
 
-def test_inverse_cdf_picks_the_token_whose_interval_holds_u_and_skips_empty_intervals():
+def test_draw_picks_the_token_whose_interval_holds_u_and_skips_empty_intervals():
     probs = torch.tensor([0.2, 0.0, 0.5, 0.3]).expand(6, 4)        # CDF 0.2, 0.2, 0.7, 1.0
     u = torch.tensor([[0.0], [0.1999], [0.2], [0.69], [0.71], [0.9999]])
-    assert inverse_cdf(probs, u).tolist() == [0, 0, 2, 2, 3, 3]
+    assert draw(probs, u).tolist() == [0, 0, 2, 2, 3, 3]
 
 
-def test_inverse_cdf_never_lands_on_a_zero_probability_tail_even_at_u_equal_one():
+def test_draw_never_lands_on_a_zero_probability_tail_even_at_u_equal_one():
     probs = torch.tensor([[0.5, 0.5, 0.0, 0.0], [2.0, 0.0, 6.0, 0.0]])   # rows need not sum to 1
-    assert inverse_cdf(probs, torch.ones(2, 1)).tolist() == [1, 2]      # u*total == total
-    assert inverse_cdf(probs, torch.tensor([[0.3], [0.3]])).tolist() == [0, 2]   # 2.4 of 8 → 2
+    assert draw(probs, torch.ones(2, 1)).tolist() == [1, 2]      # u*total == total
+    assert draw(probs, torch.tensor([[0.3], [0.3]])).tolist() == [0, 2]   # 2.4 of 8 → 2
 
 
 def test_draw_frequencies_match_the_probabilities_and_zeros_are_never_drawn():
@@ -159,11 +159,11 @@ def test_a_model_with_nan_weights_fails_sampling_with_a_clear_error(tiny_model):
         generate(tiny_model, PROMPTS, n=2, max_new_tokens=4, seed=0)
 
 
-def test_inverse_cdf_across_blocks_skips_zero_blocks_and_reaches_the_partial_last_block():
+def test_draw_across_blocks_skips_zero_blocks_and_reaches_the_partial_last_block():
     p = torch.zeros(1000)                       # blocks of 256: [0,256) [256,512) [512,768) tail
     p[3], p[300], p[800], p[999] = 0.2, 0.3, 0.1, 0.4                     # block [512,768) empty
     u = torch.tensor([[0.0], [0.1999], [0.2001], [0.4999], [0.5001], [0.5999], [0.6001], [1.0]])
-    assert inverse_cdf(p.expand(8, 1000), u).tolist() == [3, 3, 300, 300, 800, 800, 999, 999]
+    assert draw(p.expand(8, 1000), u).tolist() == [3, 3, 300, 300, 800, 800, 999, 999]
     n = 100_000
     counts = torch.bincount(draw(p.expand(n, 1000), torch.rand(n, 1, generator=torch.Generator()
                                                                 .manual_seed(1))), minlength=1000)
