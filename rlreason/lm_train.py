@@ -81,9 +81,10 @@ def masked_lm_loss(model, ids: torch.Tensor, mask: torch.Tensor,
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                           ids[:, 1:].reshape(-1), reduction="none")        # (B*(T-1),)
     mask = mask.reshape(-1)
-    if float(mask.sum()) == 0:
+    count = mask.sum()
+    if float(count) == 0:
         raise ValueError("masked_lm_loss: the batch has no target token to learn from")
-    return (nll * mask).sum() / (mask.sum() if denom is None else denom)
+    return (nll * mask).sum() / (count if denom is None else denom)
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int,
