@@ -288,6 +288,7 @@ class _Decoder:
     def __init__(self, model, prompt_ids, n, max_new, pad_id, share_prefix, use_cache, compact,
                  device):
         self.model, self.use_cache, self.compact = model, use_cache, compact
+        share_prefix = share_prefix and n > 1       # n == 1: nothing to share, skip the copy
         ids, valid, pos = left_pad(prompt_ids, pad_id, device)          # (P, L)
         P, L = ids.shape
         self.capacity = L + max_new

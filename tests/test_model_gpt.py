@@ -125,3 +125,32 @@ def test_decode_attention_equals_sdpa_on_a_strided_cache_slice_with_a_key_mask(h
     v2 = v.clone()
     v2[~mask[:, 0, 0, :].unsqueeze(1).expand_as(v2[..., 0])] = 1e6  # masked values cannot leak
     torch.testing.assert_close(decode_attention(q, k, v2, additive_mask(mask)), masked)
+
+
+def test_kv_cache_expand_repeats_each_row_n_times_prompt_major_into_the_new_capacity():
+    cfg = GPTConfig(vocab_size=16, n_layer=2, n_head=2, d_model=8, n_kv_head=1)
+    cache = KVCache.allocate(cfg, batch=2, max_len=3, dtype=torch.float32, device="cpu")
+    cache.k.copy_(torch.arange(cache.k.numel(), dtype=torch.float32).view_as(cache.k))
+    cache.v.copy_(-cache.k)
+    cache.length = 2
+    out = cache.expand(3, capacity=5)
+    assert out.k.shape == (2, 6, 1, 5, 4) and out.length == 2
+    for row in range(6):                                   # rows 0-2 ← prompt 0, 3-5 ← prompt 1
+        assert torch.equal(out.k[:, row, :, :2], cache.k[:, row // 3, :, :2])
+        assert torch.equal(out.v[:, row, :, :2], cache.v[:, row // 3, :, :2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inference_gelu_equals_the_tanh_formula_and_autograd_uses_torch_gelu(dtype):
+    from rlreason.model.gpt import gelu_tanh
+    x = torch.cat([torch.linspace(-30, 30, 6001), torch.tensor([0.0, -0.0, 1e-30, -1e-30])])
+    ref = 0.5 * x.double() * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x.double() + 0.044715 * x.double() ** 3)))
+    with torch.no_grad():
+        y = gelu_tanh(x.to(dtype))
+    assert y.dtype == dtype
+    tol = 1e-6 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(y.double(), ref, atol=tol, rtol=tol)
+    xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    gelu_tanh(xg).sum().backward()                      # autograd path: torch's own kernel
+    torch.nn.functional.gelu(xr, approximate="tanh").sum().backward()
+    assert torch.equal(xg.grad, xr.grad)
