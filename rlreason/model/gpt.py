@@ -142,23 +142,6 @@ def additive_mask(mask: torch.Tensor) -> torch.Tensor:
         ~mask, float("-inf"))
 
 
-_GELU_C = 2 * math.sqrt(2 / math.pi)        # 0.5 * (1 + tanh(z)) == sigmoid(2z)
-
-
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GELU, tanh approximation (GPT-2's "gelu_new"): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).
-
-    Under autograd, or off CPU, this is `F.gelu(x, approximate="tanh")`. On CPU without autograd
-    it evaluates the same function as x * sigmoid(2z) in four in-place passes over one new
-    tensor, which measured 1.2-1.4x faster than PyTorch's CPU tanh-GELU kernel on this project's
-    AVX2 machine; results agree with it to ~5e-7 absolute.
-    """
-    if torch.is_grad_enabled() or x.device.type != "cpu":
-        return F.gelu(x, approximate="tanh")
-    z = torch.addcmul(x.new_tensor(_GELU_C), x, x, value=_GELU_C * 0.044715)   # 2c(1 + a x^2)
-    return z.mul_(x).sigmoid_().mul_(x)
-
-
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -204,7 +187,7 @@ class MLP(nn.Module):
     def forward(self, x):
         if self.swiglu:
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-        return self.down_proj(gelu_tanh(self.up_proj(x)))
+        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))
 
 
 class Block(nn.Module):
