@@ -7,7 +7,9 @@ ablations are multiruns: `rlreason-train -m reward.format.weight=0,0.1 seed=1,2,
 one W&B group (the experiment name) with the arm in each run's name.
 
 This module only composes: env (envs), template, model (+ LoRA), rewards (rewards), scorer,
-logger, trainer; then writes `config.yaml`, `summary.json` and `report.md` into the run directory.
+logger, trainer; then writes `config.yaml`, `model.json` (the model actually built: for
+`model.source=base/local/hf` its architecture comes from the checkpoint, not from the `model.*`
+shape fields), `summary.json` and `report.md` into the run directory.
 """
 from __future__ import annotations
 
@@ -129,6 +131,16 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     return trainer
 
 
+def model_record(cfg: Config, model) -> dict:
+    """What was trained: source, checkpoint path, the model's own config and parameter counts."""
+    from rlreason.model.lora import count_parameters
+    count = count_parameters(model)
+    config = getattr(model, "config", None)
+    return {"source": cfg.model.source, "path": cfg.model.path,
+            "config": config.to_dict() if hasattr(config, "to_dict") else None,
+            "parameters": count.total, "trainable": count.trainable, "lora": count.lora}
+
+
 def set_cpu_threads(threads: int | None) -> None:
     """`train.threads`: None keeps torch's default (all cores). Measured on the 2-core machine with
     the 0.8M-param demo model: 2 threads ran 8 GRPO steps in 21.1 s vs 30.9 s on 1 thread when the
@@ -160,6 +172,8 @@ def run(cfg: Config, arm: str = "") -> dict:
     trainer = build_trainer(cfg, arm, resolved)
     if not cfg.train.resume:
         (trainer.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        (trainer.run_dir / "model.json").write_text(json.dumps(model_record(cfg, trainer.model),
+                                                               indent=1) + "\n")
     try:
         result = trainer.run()
     finally:

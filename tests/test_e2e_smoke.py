@@ -52,4 +52,9 @@ def test_the_default_experiment_writes_a_consistent_run_directory(tmp_path):
     first_eval = next(r for r in rows if r["step"] == 0)
     assert on_disk["before"]["eval/pass@1"] == first_eval["eval/pass@1"]
     assert (run_dir / "latest").read_text().strip().endswith("step_000003")
+    model = json.loads((run_dir / "model.json").read_text())   # the checkpoint's shape, not model.*
+    assert model["source"] == "local" and model["path"] == str(base)
+    assert {k: model["config"][k] for k in ("flavour", "n_layer", "n_head", "d_model")} == \
+        {"flavour": "gpt2", "n_layer": 1, "n_head": 2, "d_model": 32}
+    assert model["trainable"] == model["parameters"] > 0 and model["lora"] is False
     assert "greedy" in (run_dir / "report.md").read_text().lower()
