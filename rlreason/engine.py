@@ -117,7 +117,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 _BLOCK = 256     # tokens per block of the two-level inverse CDF
 
 
-def _search(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+def _first_above(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
     """First index whose cumulative mass exceeds target (B, 1), never one with zero `mass`."""
     idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)   # (B, 1)
     empty = mass.gather(-1, idx) <= 0
@@ -156,14 +156,15 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
                                  "weights or activations?)")
     target = u.to(torch.float64) * total                                   # (B, 1)
-    block = _search(cdf, target, mass)                                     # (B, 1)
-    start = cdf.gather(-1, block) - mass.gather(-1, block)                 # mass before the block
-    frac = ((target - start) / mass.gather(-1, block)).clamp_(0, 1)       # where in the block
+    block = _first_above(cdf, target, mass)                                     # (B, 1)
+    block_mass = mass.gather(-1, block)                                    # (B, 1)
+    start = cdf.gather(-1, block) - block_mass                             # mass before the block
+    frac = ((target - start) / block_mass).clamp_(0, 1)                    # where in the block
     cols = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)    # (B, 256)
     inside = probs.gather(-1, cols.clamp(max=V - 1)).to(torch.float64)
     inside = inside.masked_fill(cols >= V, 0.0)                           # past the vocabulary
     inner = inside.cumsum(-1)                                             # (B, 256)
-    pick = _search(inner, frac * inner[:, -1:], inside)                   # (B, 1)
+    pick = _first_above(inner, frac * inner[:, -1:], inside)                   # (B, 1)
     return (block * _BLOCK + pick)[:, 0]
 
 

@@ -7,9 +7,10 @@ results agree with `F.linear` to float rounding (~3e-6 absolute at d=768), not b
 
 `packed_linears(model)` is a context manager: inside it, every `nn.Linear` of `model` whose
 weight is a float32 CPU tensor of at least `MIN_WEIGHT_ELEMENTS` (2^18) entries runs on a packed
-copy of that weight; on exit the modules are exactly as before. The packed copies are made on entry and dropped on exit, so a weight that
-changes between blocks (an optimizer step, a LoRA merge, a checkpoint load) can never be served
-stale. Extra memory while inside: one copy of the packed weights.
+copy of that weight; on exit the modules are exactly as before. The packed copies are made on
+entry and dropped on exit, so a weight that changes between blocks (an optimizer step, a LoRA
+merge, a checkpoint load) can never be served stale. Extra memory while inside: one copy of the
+packed weights.
 
 It is a no-op (with no error) where it cannot help or is unsupported: non-CPU weights, dtypes
 other than float32 (oneDNN's bf16 path needs AVX-512/AVX-NE-CONVERT), a PyTorch build without
