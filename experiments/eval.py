@@ -19,8 +19,8 @@ What is evaluated:
   are compared on the same verifier (prompt engineering as inference-time scaling). Empty list:
   the env's default template.
 - strategies (`STRATEGIES`): `sample` = greedy + `eval.n` samples at `eval.temperature` through
-  `rlreason.eval_runner.evaluate_policy` (pass@k, maj@k = self-consistency, best_of_k by total
-  reward, mean@k, greedy accuracy, per difficulty); `beam` = `rlreason.beam.beam_search` with
+  `rlreason.eval.runner.evaluate_policy` (pass@k, maj@k = self-consistency, best_of_k by total
+  reward, mean@k, greedy accuracy, per difficulty); `beam` = `rlreason.sampling.beam.beam_search` with
   `eval.beam_width` / `eval.length_penalty` (accuracy of the best beam, "any beam correct",
   format rate, length).
 Metric keys are `eval/<arm>/<metric>` with `_lo`/`_hi` percentile-bootstrap bounds over problems.
@@ -31,7 +31,7 @@ resolved config, model source), `scaling.png` (pass@k and maj@k vs k of the firs
 default, `log.wandb.mode=disabled` turns it off). The schema is `EvalAppConfig` below, registered
 in Hydra's ConfigStore, so a typo in an override is an error.
 
-Not here: metric definitions (rlreason.evaluate), sampling (rlreason.engine), training.
+Not here: metric definitions (rlreason.eval.metrics), sampling (rlreason.sampling.engine), training.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class EvalSettings:
     strategies: list[str] = field(default_factory=lambda: ["sample", "beam"])
     beam_width: int = 4
     length_penalty: float = 1.0
-    length_norm: str = "simple"             # rlreason.beam.LENGTH_PENALTIES key
+    length_norm: str = "simple"             # rlreason.sampling.beam.LENGTH_PENALTIES key
     templates: list[str] = field(default_factory=list)   # [] → the env's template
     run_dir: Optional[str] = None           # evaluate this run's latest checkpoint
     run_env: bool = True                    # with run_dir: the run's env, template and rewards
@@ -92,12 +92,12 @@ class Arm:
     render: Callable[[Any], str]
     prefix: str                             # the prefill, put back in front of completions
     stop_ids: list[list[int]]
-    scorer: Any                             # rlreason.eval_runner.Scorer
+    scorer: Any                             # rlreason.eval.runner.Scorer
 
 
 def check(cfg: EvalAppConfig) -> EvalAppConfig:
     """Raise ConfigError naming every invalid `eval.*` setting before any work starts."""
-    from rlreason.beam import LENGTH_PENALTIES
+    from rlreason.sampling.beam import LENGTH_PENALTIES
     s, e = cfg.eval, []
     rules = [
         (s.n >= 1, f"eval.n={s.n}: must be >= 1"),
@@ -198,7 +198,7 @@ def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
 
 
 def _sample(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, float]:
-    from rlreason.eval_runner import evaluate_policy
+    from rlreason.eval.runner import evaluate_policy
     return evaluate_policy(model, tokenizer, tasks, arm.render, arm.scorer, samples=s.n,
                            temperature=s.temperature, max_new_tokens=s.max_new_tokens,
                            stop_ids=arm.stop_ids, seed=s.seed, top_k=s.top_k, top_p=s.top_p,
@@ -207,8 +207,8 @@ def _sample(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, flo
 
 
 def _beam(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, float]:
-    from rlreason.beam import beam_search
-    from rlreason.evaluate import bootstrap_ci
+    from rlreason.sampling.beam import beam_search
+    from rlreason.eval.metrics import bootstrap_ci
     prompts = [tokenizer.encode(arm.render(t)) for t in tasks]
     hyps = []                                                      # per problem, best first
     for i in range(0, len(prompts), s.batch_prompts):
@@ -249,7 +249,7 @@ def evaluate_arms(model, tokenizer, tasks, arms: list[Arm], s: EvalSettings) -> 
 
 
 def _plots(metrics: dict[str, float], arms: list[Arm], out: Path) -> dict[str, str]:
-    from rlreason.eval_plots import plot_scaling_curve
+    from rlreason.eval.plots import plot_scaling_curve
     plots = {}
     for i, arm in enumerate(arms):
         if not any(k.startswith(f"eval/{arm.name}/pass@") for k in metrics):
@@ -296,7 +296,7 @@ def run(cfg: EvalAppConfig) -> dict:
     """Evaluate, print the table, write eval.json + scaling.png, log; return the JSON dict."""
     from omegaconf import OmegaConf
     from envs.base import build_env
-    from rlreason.evaluate import format_table
+    from rlreason.eval.metrics import format_table
     check(cfg)
     cfg = with_run_task(cfg)
     t0 = time.perf_counter()

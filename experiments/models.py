@@ -1,7 +1,7 @@
 """Model sources picked by `model.source`: each returns `(model, tokenizer)`.
 
 - `base`: the built-in tiny base model (pretrained on the synthetic corpus, cached by config hash;
-  built on first use by `experiments.pretrain.ensure_base`);
+  built on first use by `experiments.demo.pretrain.ensure_base`);
 - `scratch`: a randomly initialised GPT with the char tokenizer (shape from the model config);
 - `local`: an rlreason model directory (`model.safetensors` + `config.json` + `tokenizer.json`);
 - `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`).
@@ -25,7 +25,7 @@ def _need_path(cfg) -> str:
 
 
 def _base(cfg):
-    from experiments.pretrain import ensure_base
+    from experiments.demo.pretrain import ensure_base
     from rlreason.model.io import load_model
     return load_model(ensure_base())
 

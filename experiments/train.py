@@ -69,7 +69,7 @@ def answer_functions(env_name: str):
 def build_scorer(cfg, env, template):
     """The reward composition and verdict logic for `env` rendered with `template`."""
     from rewards.registry import build_composed
-    from rlreason.eval_runner import Scorer
+    from rlreason.eval.runner import Scorer
     spec, gate = reward_spec(cfg, env, template)
     answer_fn, answer_key = answer_functions(cfg.env.name)
     return Scorer(build_composed(spec, gate=gate), next(iter(env.rewards)),
@@ -164,7 +164,7 @@ def resume_config(cfg: Config) -> Config:
 
 def run(cfg: Config, arm: str = "") -> dict:
     from omegaconf import OmegaConf
-    from experiments.summary import finish_run
+    from experiments.report.summary import finish_run
     if cfg.train.resume:
         cfg = resume_config(cfg)
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)

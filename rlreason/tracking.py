@@ -5,7 +5,7 @@ whether W&B is on. W&B runs offline by default (`mode="offline"`, files under th
 online only when the user configures it; its run id is kept so a resumed run continues the same
 W&B run. JSONL lines are `{"step": N, ...metrics}` in `<run_dir>/metrics.jsonl`.
 
-Not here: what to log (the trainer decides), plots (experiments/report.py).
+Not here: what to log (the trainer decides), plots (experiments/report/build.py).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rlreason.beam import LENGTH_PENALTIES, beam_search
-from rlreason.engine import generate
+from rlreason.sampling.beam import LENGTH_PENALTIES, beam_search
+from rlreason.sampling.engine import generate
 from rlreason.model.gpt import GPTConfig
 
 PROMPTS = [[5, 9, 11, 3], [7], [12, 13, 14, 15, 16, 17, 18], [4, 4]]   # mixed lengths

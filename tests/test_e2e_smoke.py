@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.corpus import CorpusConfig
-from experiments.pretrain import BaseEvalConfig, ModelShape, PretrainConfig, ensure_base
+from experiments.demo.corpus import CorpusConfig
+from experiments.demo.pretrain import BaseEvalConfig, ModelShape, PretrainConfig, ensure_base
 from rlreason.lm_train import LMTrainConfig
 
 TINY_BASE = PretrainConfig(

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rlreason.engine import draw, filter_logits, generate
+from rlreason.sampling.engine import draw, filter_logits, generate
 from rlreason.model.gpt import GPT
 
 from .conftest import tiny_config

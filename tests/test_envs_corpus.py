@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from envs.base import build_env
-from envs.corpus import (CorpusConfig, build_corpus, carry_dropped, eval_prompts, make_doc,
+from experiments.demo.corpus import (CorpusConfig, build_corpus, carry_dropped, eval_prompts, make_doc,
                          mix_summary, needs_carry, trace_lines)
 from rewards.format import is_strict_format
 from rewards.math import math_reward

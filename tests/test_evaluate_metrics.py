@@ -8,8 +8,8 @@ from fractions import Fraction
 
 import pytest
 
-from rlreason.eval_plots import curve_points, plot_scaling_curve
-from rlreason.evaluate import (ProblemRecord, best_of_n, bootstrap_ci, cluster_answers,
+from rlreason.eval.plots import curve_points, plot_scaling_curve
+from rlreason.eval.metrics import (ProblemRecord, best_of_n, bootstrap_ci, cluster_answers,
                                format_table, maj_at_k, mean_at_k, pass_at_k,
                                per_problem_metrics, summarize)
 
@@ -294,7 +294,7 @@ def test_scaling_curve_is_saved_as_a_png(tmp_path):
 
 
 def test_evaluate_imports_no_task_code_nor_hydra():
-    code = ("import sys, rlreason.evaluate, rlreason.eval_plots; "
+    code = ("import sys, rlreason.eval.metrics, rlreason.eval.plots; "
             "bad = {m.split('.')[0] for m in sys.modules} & {'envs', 'rewards', 'hydra'}; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,10 +7,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from rlreason.engine import generate  # noqa: E402
+from rlreason.sampling.engine import generate  # noqa: E402
 from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
 from rlreason.model.hf import CheckpointError, load_pretrained, save_merged  # noqa: E402
-from rlreason.model.hf_peft import save_peft_adapter  # noqa: E402
+from rlreason.model.hf.peft import save_peft_adapter  # noqa: E402
 from rlreason.model.lora import apply_lora, lora_modules  # noqa: E402
 from tests.test_hf_load import random_ids, save_tiny  # noqa: E402
 

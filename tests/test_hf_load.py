@@ -7,9 +7,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
-from rlreason.engine import generate  # noqa: E402
+from rlreason.sampling.engine import generate  # noqa: E402
 from rlreason.model.hf import CheckpointError, load_pretrained  # noqa: E402
-from rlreason.model.hf_arch import UnsupportedConfig  # noqa: E402
+from rlreason.model.hf.arch import UnsupportedConfig  # noqa: E402
 
 V = 300
 LLAMA_SHAPE = dict(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2,

@@ -8,7 +8,7 @@ tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("jinja2")
 
 from envs.templates import TEMPLATES  # noqa: E402
-from rlreason.model.hf_tokenizer import HFTokenizer  # noqa: E402
+from rlreason.model.hf.tokenizer import HFTokenizer  # noqa: E402
 
 SPECIALS = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rlreason.engine import generate
+from rlreason.sampling.engine import generate
 from rlreason.model import packed
 from rlreason.model.gpt import GPT, GPTConfig
 from rlreason.model.lora import apply_lora

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import experiments.pretrain as pretrain
-from envs.corpus import CorpusConfig
-from experiments.pretrain import (AnnealConfig, BaseEvalConfig, ModelShape, PretrainConfig,
+import experiments.demo.pretrain as pretrain
+from experiments.demo.corpus import CorpusConfig
+from experiments.demo.pretrain import (AnnealConfig, BaseEvalConfig, ModelShape, PretrainConfig,
                                   cache_root, ensure_base, load_base)
 from rlreason.lm_train import LMTrainConfig
 from rlreason.model.io import load_model

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from experiments.report import Run, group_arms, load_run, main, read_metrics, write_comparison, write_report
-from experiments.report_plots import mean_ci, smooth, steps_to_target, t975
+from experiments.report.plots import mean_ci, smooth, steps_to_target, t975
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T2 = 4.302652730                  # t(0.975, df=2): three seeds
@@ -176,7 +176,7 @@ def test_write_report_skips_absent_metrics_and_survives_a_run_without_any(tmp_pa
 
 
 def test_finish_run_writes_the_report(tmp_path, capsys):
-    from experiments.summary import finish_run
+    from experiments.report.summary import finish_run
     run = write_run(tmp_path / "run", train={1: {"lr": 1e-4}})
     trainer = SimpleNamespace(run_dir=run, seconds={"gen": 1.0})
     result = {"step": 4, "before": {"eval/greedy_acc": 0.1}, "after": {"eval/greedy_acc": 0.5}}

@@ -1,4 +1,4 @@
-"""Adversarial properties of rewards.sandbox: one attack per test; the parent survives and returns
+"""Adversarial properties of rewards.code.sandbox: one attack per test; the parent survives and returns
 within the limit plus a margin. These run as root with namespaces on CI; where the strongest
 backend is unavailable the tests that need it are skipped with the reason."""
 import marshal
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from rewards import sandbox
-from rewards.sandbox import BACKENDS, Limits, execute, execute_many, run_program
+from rewards.code import sandbox
+from rewards.code.sandbox import BACKENDS, Limits, execute, execute_many, run_program
 
 TIMEOUT = 1.0
 MARGIN = 2.0  # process start and teardown on 2 busy cores

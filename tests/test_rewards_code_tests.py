@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from envs.base import Task
-from rewards import sandbox
+from rewards.code import sandbox
 from rewards.registry import build_reward
 from rewards.code import (code_reward, extract_program, normalize_output, run_tests,
                           run_tests_many, values_match)
@@ -154,7 +154,7 @@ def test_registry_builds_the_code_reward_with_options():
 
 
 def test_rewards_code_imports_no_torch():
-    probe = "import sys, rewards.code, rewards.sandbox; print('torch' in sys.modules)"
+    probe = "import sys, rewards.code, rewards.code.sandbox; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.strip() == "False"

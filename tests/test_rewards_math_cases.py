@@ -1,6 +1,6 @@
 """Hand-labelled case table for `rewards.math.is_equivalent`: (gold, pred, label, category).
 
-Every label is decided by hand from the spec (see `rewards/math.py` and `rewards/math_compare.py`
+Every label is decided by hand from the spec (see `rewards/math/reward.py` and `rewards/math/compare.py`
 for the documented policies: decimals need >= 3 significant digits and must be the exact value
 rounded or truncated; multiple answers compare as sets; `50\\%` reads as 50).
 """
@@ -288,8 +288,8 @@ def test_rational_cases_are_decided_without_sympy(verdicts):
 
 
 def test_in_process_verdicts_agree_with_the_sympy_back_end(verdicts):
-    from rewards.math_normalize import extract_answer, normalize
-    from rewards.math_symbolic import check_symbolic
+    from rewards.math.normalize import extract_answer, normalize
+    from rewards.math.symbolic import check_symbolic
     disagree = []
     for (gold, pred, _, _), v in zip(CASES, verdicts):
         if v.method == "exact":

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.math_numeric import clearly_different
-from rewards.math_parse import parse_answer
+from rewards.math.numeric import clearly_different
+from rewards.math.parse import parse_answer
 
 
 @pytest.mark.parametrize("a, b", [

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from envs.base import Task
-from rewards import math as checker
+from rewards.math import reward as checker
 from rewards.base import Scores
 from rewards.math import (canonical_answer, check_many, check_many_verdicts, is_equivalent,
                           math_reward)
@@ -109,7 +109,7 @@ INJECTIONS = ["__import__('os').system('touch /tmp/pwned')", "exec('x=1')", "Sym
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_injection_strings_are_never_handed_to_a_string_parser(text, monkeypatch):
     import sympy.parsing.sympy_parser as sp
-    from rewards.math_symbolic import check_symbolic
+    from rewards.math.symbolic import check_symbolic
 
     def forbidden(*args, **kwargs):
         raise AssertionError("string parser called")

@@ -5,9 +5,9 @@ from fractions import Fraction
 
 import pytest
 
-from rewards.math_exact import NotExact, exact_value, guard
-from rewards.math_normalize import extract_answer, normalize
-from rewards.math_parse import ParseError, TooBig, parse_answer
+from rewards.math.exact import NotExact, exact_value, guard
+from rewards.math.normalize import extract_answer, normalize
+from rewards.math.parse import ParseError, TooBig, parse_answer
 
 
 @pytest.mark.parametrize("completion, expected", [

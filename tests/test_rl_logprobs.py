@@ -1,6 +1,6 @@
 import torch
 
-from rlreason.engine import generate
+from rlreason.sampling.engine import generate
 from rlreason.model.gpt import GPT
 from rlreason.rl.logprobs import pack, token_logprobs
 

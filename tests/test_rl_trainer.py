@@ -130,7 +130,7 @@ def test_non_finite_steps_are_skipped_then_abort_the_run(tmp_path, monkeypatch):
 
 
 def test_the_engine_reports_non_finite_logits_clearly(tmp_path):
-    from rlreason.engine import generate
+    from rlreason.sampling.engine import generate
     trainer = build_trainer(tiny_cfg(tmp_path))
     with torch.no_grad():
         trainer.model.blocks[0].mlp.up_proj.weight[0, 0] = float("nan")

@@ -30,8 +30,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlreason.engine import generate
-from rlreason.eval_runner import Scorer, evaluate_policy
+from rlreason.sampling.engine import generate
+from rlreason.eval.runner import Scorer, evaluate_policy
 from rlreason.optim import build_adamw, lr_at, set_lr
 from rlreason.rl.advantages import gae, get_estimator, group_stats, place_outcome_rewards
 from rlreason.rl.alarms import CollapseAlarm

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pass@k, maj@k, CIs), the policy evaluation runner, plots."""
