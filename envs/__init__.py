@@ -7,6 +7,7 @@
 
 Env modules are imported lazily, on first `build_env` of their name.
 """
+
 from envs.base import ENVS, Env, Task, TaskSet, build_env, register_env
 
 __all__ = ["ENVS", "Env", "Task", "TaskSet", "build_env", "register_env"]

@@ -7,6 +7,7 @@ non-negative unless `allow_negative=True`. The reference answer is the exact int
 
 This module does not judge completions; the `math` reward does.
 """
+
 from __future__ import annotations
 
 import random
@@ -30,8 +31,10 @@ class ArithmeticConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_digits <= self.digits:
-            raise ValueError(f"arithmetic: need 1 <= min_digits <= digits, got "
-                             f"min_digits={self.min_digits}, digits={self.digits}")
+            raise ValueError(
+                f"arithmetic: need 1 <= min_digits <= digits, got "
+                f"min_digits={self.min_digits}, digits={self.digits}"
+            )
         bad = [op for op in self.ops if op not in OPS]
         if bad or not self.ops:
             raise ValueError(f"arithmetic: unknown op(s) {bad}; valid ops: {sorted(OPS)}")
@@ -40,7 +43,7 @@ class ArithmeticConfig:
 
 def _operand(rng: random.Random, lo_digits: int, hi_digits: int) -> int:
     d = rng.randint(lo_digits, hi_digits)
-    return rng.randint(0 if d == 1 else 10 ** (d - 1), 10 ** d - 1)
+    return rng.randint(0 if d == 1 else 10 ** (d - 1), 10**d - 1)
 
 
 def sample_task(cfg: ArithmeticConfig, rng: random.Random) -> Task:
@@ -50,13 +53,17 @@ def sample_task(cfg: ArithmeticConfig, rng: random.Random) -> Task:
     b = _operand(rng, cfg.min_digits, cfg.digits)
     if op == "-" and not cfg.allow_negative and b > a:
         a, b = b, a
-    return Task(prompt=f"{a}{op}{b}=", answer=str(OPS[op](a, b)),
-                meta={"difficulty": max(len(str(a)), len(str(b))), "op": op})
+    return Task(
+        prompt=f"{a}{op}{b}=",
+        answer=str(OPS[op](a, b)),
+        meta={"difficulty": max(len(str(a)), len(str(b))), "op": op},
+    )
 
 
 def build(cfg: ArithmeticConfig) -> TaskSet:
-    train, eval_ = sample_unique_splits(lambda rng: sample_task(cfg, rng), cfg.n_train,
-                                        cfg.n_eval, cfg.seed, "arithmetic")
+    train, eval_ = sample_unique_splits(
+        lambda rng: sample_task(cfg, rng), cfg.n_train, cfg.n_eval, cfg.seed, "arithmetic"
+    )
     return TaskSet("arithmetic", train, eval_, {"math": 1.0, "format": 0.1}, cfg.template, cfg)
 
 

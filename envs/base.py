@@ -13,13 +13,15 @@ train and eval never share a prompt.
 
 This module does not generate tasks or render prompts; the env modules and templates do.
 """
+
 from __future__ import annotations
 
 import importlib
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -36,21 +38,26 @@ class Task:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Task":
+    def from_dict(cls, d: dict[str, Any]) -> Task:
         unknown = set(d) - {"prompt", "answer", "tests", "meta"}
         if unknown:
             raise ValueError(f"Task.from_dict: unknown keys {sorted(unknown)}")
         if not isinstance(d.get("prompt"), str):
             raise ValueError("Task.from_dict: 'prompt' must be a string")
-        return cls(prompt=d["prompt"], answer=d.get("answer"), tests=d.get("tests"),
-                   meta=dict(d.get("meta") or {}))
+        return cls(
+            prompt=d["prompt"],
+            answer=d.get("answer"),
+            tests=d.get("tests"),
+            meta=dict(d.get("meta") or {}),
+        )
 
     @classmethod
-    def from_json(cls, s: str) -> "Task":
+    def from_json(cls, s: str) -> Task:
         return cls.from_dict(json.loads(s))
 
 
 # --------------------------------------------------------------------------- environments
+
 
 @runtime_checkable
 class Env(Protocol):
@@ -79,8 +86,10 @@ class TaskSet:
     config: Any = None
 
     def __repr__(self) -> str:  # the splits are long; keep logs readable
-        return (f"TaskSet(name={self.name!r}, train={len(self.train)}, eval={len(self.eval)}, "
-                f"rewards={self.rewards}, template={self.template!r})")
+        return (
+            f"TaskSet(name={self.name!r}, train={len(self.train)}, eval={len(self.eval)}, "
+            f"rewards={self.rewards}, template={self.template!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,7 @@ def build_env(name: str, **kwargs: Any) -> Env:
 
 # --------------------------------------------------------------------------- seeded splits
 
+
 def check_split_sizes(n_train: int, n_eval: int) -> None:
     for label, n in (("n_train", n_train), ("n_eval", n_eval)):
         if not isinstance(n, int) or n < 0:
@@ -169,20 +179,24 @@ def sample_unique_splits(
             seen.add(k)
             out.append(task)
     if len(out) < wanted:
-        raise ValueError(f"env {name!r}: found only {len(out)} distinct tasks of the {wanted} "
-                         f"requested (n_train={n_train}, n_eval={n_eval}); the task space is too "
-                         "small for these settings: ask for fewer or make the tasks harder")
+        raise ValueError(
+            f"env {name!r}: found only {len(out)} distinct tasks of the {wanted} "
+            f"requested (n_train={n_train}, n_eval={n_eval}); the task space is too "
+            "small for these settings: ask for fewer or make the tasks harder"
+        )
     return with_ids(out[n_eval:], name, "train"), with_ids(out[:n_eval], name, "eval")
 
 
 def with_ids(tasks: Sequence[Task], name: str, split: str) -> tuple[Task, ...]:
     """Copies of `tasks` whose meta carries a stable `id` (an existing id is kept)."""
-    return tuple(replace(t, meta={"id": f"{name}/{split}/{i}", **t.meta})
-                 for i, t in enumerate(tasks))
+    return tuple(
+        replace(t, meta={"id": f"{name}/{split}/{i}", **t.meta}) for i, t in enumerate(tasks)
+    )
 
 
-def shuffle_split(tasks: Sequence[Task], n_eval: int, seed: int
-                  ) -> tuple[tuple[Task, ...], tuple[Task, ...]]:
+def shuffle_split(
+    tasks: Sequence[Task], n_eval: int, seed: int
+) -> tuple[tuple[Task, ...], tuple[Task, ...]]:
     """Seeded shuffle of a fixed pool, then the first `n_eval` are eval and the rest train."""
     if not 0 <= n_eval <= len(tasks):
         raise ValueError(f"n_eval={n_eval} must be between 0 and the pool size {len(tasks)}")

@@ -9,6 +9,7 @@ both accept a right program and reject a wrong one; neither is put into a `Task`
 
 This module does not run code; `rewards.code` does, in its sandbox.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,16 @@ def problem_kind(rec: dict) -> str:
 
 
 def to_task(rec: dict) -> Task:
-    return Task(prompt=rec["prompt"], answer=None, tests=[dict(t) for t in rec["tests"]],
-                meta={"id": f"code/{rec['id']}", "difficulty": rec["difficulty"],
-                      "entry_point": rec["entry_point"]})
+    return Task(
+        prompt=rec["prompt"],
+        answer=None,
+        tests=[dict(t) for t in rec["tests"]],
+        meta={
+            "id": f"code/{rec['id']}",
+            "difficulty": rec["difficulty"],
+            "entry_point": rec["entry_point"],
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,16 @@ class CodeConfig:
 
 
 def build(cfg: CodeConfig) -> TaskSet:
-    pool = [to_task(r) for r in load_problems()
-            if r["difficulty"] <= cfg.max_difficulty and problem_kind(r) in cfg.kinds]
+    pool = [
+        to_task(r)
+        for r in load_problems()
+        if r["difficulty"] <= cfg.max_difficulty and problem_kind(r) in cfg.kinds
+    ]
     if cfg.n_eval > len(pool):
-        raise ValueError(f"code env: n_eval={cfg.n_eval} but only {len(pool)} problems match "
-                         f"max_difficulty={cfg.max_difficulty}, kinds={cfg.kinds}")
+        raise ValueError(
+            f"code env: n_eval={cfg.n_eval} but only {len(pool)} problems match "
+            f"max_difficulty={cfg.max_difficulty}, kinds={cfg.kinds}"
+        )
     train, eval_ = shuffle_split(pool, cfg.n_eval, cfg.seed)
     return TaskSet("code", train, eval_, {"code": 1.0, "format": 0.1}, cfg.template, cfg)
 

@@ -16,6 +16,7 @@ of a given number); the Unicode signs − × ÷ are accepted as - * /, and one t
 `countdown_reward` scores the expression in the last <answer>…</answer> of a completion; think
 text never counts. This module does not check the completion's format; the `format` reward does.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,12 @@ from envs.base import EnvSpec, Task, TaskSet, sample_unique_splits
 
 MAX_EXPRESSION_CHARS = 256
 MAX_NODES = 64
-BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub,
-          ast.Mult: operator.mul, ast.Div: operator.truediv}
+BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
 UNICODE_SIGNS = str.maketrans({"−": "-", "×": "*", "÷": "/"})
 ALLOWED_CHARS = re.compile(r"[0-9+\-*/()\s]*")  # plain decimal literals only: no 0x19, 2_5
 SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
@@ -86,6 +91,7 @@ def check(expression: str, numbers: list[int], target: int, use_all: bool = Fals
 
 # --------------------------------------------------------------------------- generation
 
+
 @dataclass(frozen=True)
 class CountdownConfig:
     n_numbers: int = 4
@@ -102,8 +108,10 @@ class CountdownConfig:
         if not 2 <= self.n_numbers <= 8:
             raise ValueError(f"countdown: n_numbers must be in 2..8, got {self.n_numbers}")
         if not 1 <= self.min_number <= self.max_number:
-            raise ValueError(f"countdown: need 1 <= min_number <= max_number, got "
-                             f"{self.min_number}, {self.max_number}")
+            raise ValueError(
+                f"countdown: need 1 <= min_number <= max_number, got "
+                f"{self.min_number}, {self.max_number}"
+            )
         if self.max_target < 1:
             raise ValueError(f"countdown: max_target must be >= 1, got {self.max_target}")
 
@@ -137,23 +145,29 @@ def sample_task(cfg: CountdownConfig, rng: random.Random) -> Task:
     raise ValueError(f"countdown: no valid target found for {cfg}; widen max_target")
 
 
-def make_task(numbers: list[int], target: int, use_all: bool, solution: str | None = None
-              ) -> Task:
+def make_task(numbers: list[int], target: int, use_all: bool, solution: str | None = None) -> Task:
     rule = "each number exactly once" if use_all else "each number at most once"
-    prompt = (f"Using the numbers {numbers}, write an equation that equals {target}. "
-              f"Use + - * / and parentheses, {rule}. "
-              "Give the final equation in <answer> </answer> tags, e.g. <answer> (1 + 2) / 3 "
-              "</answer>.")
-    meta = {"numbers": list(numbers), "target": target, "use_all": use_all,
-            "difficulty": len(numbers), "solution": solution}
+    prompt = (
+        f"Using the numbers {numbers}, write an equation that equals {target}. "
+        f"Use + - * / and parentheses, {rule}. "
+        "Give the final equation in <answer> </answer> tags, e.g. <answer> (1 + 2) / 3 "
+        "</answer>."
+    )
+    meta = {
+        "numbers": list(numbers),
+        "target": target,
+        "use_all": use_all,
+        "difficulty": len(numbers),
+        "solution": solution,
+    }
     return Task(prompt=prompt, answer=str(target), meta=meta)
 
 
 def build(cfg: CountdownConfig) -> TaskSet:
-    train, eval_ = sample_unique_splits(lambda rng: sample_task(cfg, rng), cfg.n_train,
-                                        cfg.n_eval, cfg.seed, "countdown")
-    return TaskSet("countdown", train, eval_, {"countdown": 1.0, "format": 0.1},
-                   cfg.template, cfg)
+    train, eval_ = sample_unique_splits(
+        lambda rng: sample_task(cfg, rng), cfg.n_train, cfg.n_eval, cfg.seed, "countdown"
+    )
+    return TaskSet("countdown", train, eval_, {"countdown": 1.0, "format": 0.1}, cfg.template, cfg)
 
 
 ENV = EnvSpec(config=CountdownConfig, build=build)
@@ -180,18 +194,18 @@ def final_answer(completion: str) -> str | None:
     if found:
         return found[-1]
     opened = tail.rfind("<answer>")
-    return tail[opened + len("<answer>"):] if opened >= 0 else None
+    return tail[opened + len("<answer>") :] if opened >= 0 else None
 
 
 def countdown_reward(completions: list[str], tasks: list[Task]) -> list[float]:
     """1.0 where the final answer is a valid expression reaching the task's target, else 0.0."""
     if len(completions) != len(tasks):
-        raise ValueError(f"countdown_reward: {len(completions)} completions for "
-                         f"{len(tasks)} tasks")
+        raise ValueError(f"countdown_reward: {len(completions)} completions for {len(tasks)} tasks")
     scores = []
     for text, task in zip(completions, tasks):
         expr = final_answer(text)
-        ok = expr is not None and check(expr, task.meta["numbers"], int(task.answer),
-                                        bool(task.meta.get("use_all", False)))
+        ok = expr is not None and check(
+            expr, task.meta["numbers"], int(task.answer), bool(task.meta.get("use_all", False))
+        )
         scores.append(1.0 if ok else 0.0)
     return scores

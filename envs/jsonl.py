@@ -16,13 +16,15 @@ file, the line number and the problem; `skip_bad=True` skips bad lines and count
 
 This module reads and validates files; it does not download data sets or judge answers.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from envs.base import EnvSpec, Task, TaskSet, shuffle_split, with_ids
 
@@ -40,6 +42,7 @@ class _BadRecord(ValueError):
 
 
 # --------------------------------------------------------------------------- answer extraction
+
 
 def gsm8k_answer(solution: str) -> str | None:
     """The final answer of a GSM8K solution: text after the last `####`, commas removed."""
@@ -65,14 +68,14 @@ def last_boxed(text: str) -> str | None:
 
 # --------------------------------------------------------------------------- record parsers
 
+
 def _text(rec: dict, *keys: str) -> str:
     for k in keys:
         if k in rec:
             if not isinstance(rec[k], str) or not rec[k].strip():
                 raise _BadRecord(f"field {k!r} must be a non-empty string")
             return rec[k]
-    raise _BadRecord(f"missing field {' or '.join(repr(k) for k in keys)}; "
-                     f"found {sorted(rec)}")
+    raise _BadRecord(f"missing field {' or '.join(repr(k) for k in keys)}; found {sorted(rec)}")
 
 
 def _extras(rec: dict, used: set[str]) -> dict[str, Any]:
@@ -85,11 +88,13 @@ def _extras(rec: dict, used: set[str]) -> dict[str, Any]:
 def parse_math(rec: dict) -> Task:
     prompt = _text(rec, "question", "prompt")
     answer = rec.get("answer")
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or \
-            not str(answer).strip():
+    if (
+        isinstance(answer, bool)
+        or not isinstance(answer, (str, int, float))
+        or not str(answer).strip()
+    ):
         raise _BadRecord(f"'answer' must be a non-empty string or number, got {answer!r}")
-    return Task(prompt, str(answer).strip(), None,
-                _extras(rec, {"question", "prompt", "answer"}))
+    return Task(prompt, str(answer).strip(), None, _extras(rec, {"question", "prompt", "answer"}))
 
 
 def parse_gsm8k(rec: dict) -> Task:
@@ -120,8 +125,9 @@ def validate_tests(tests: Any) -> list[dict[str, str]]:
     for i, t in enumerate(tests):
         keys = set(t) if isinstance(t, dict) else None
         if keys not in ({"stdin", "stdout"}, {"call", "expected"}):
-            raise _BadRecord(f"tests[{i}] must have exactly the keys stdin/stdout or "
-                             f"call/expected, got {t!r}")
+            raise _BadRecord(
+                f"tests[{i}] must have exactly the keys stdin/stdout or call/expected, got {t!r}"
+            )
         bad = [k for k, v in t.items() if not isinstance(v, str)]
         if bad:
             raise _BadRecord(f"tests[{i}]: {bad} must be strings")
@@ -139,14 +145,21 @@ def parse_code(rec: dict) -> Task:
 
 
 PARSERS: dict[str, Callable[[dict], Task]] = {
-    "math": parse_math, "gsm8k": parse_gsm8k, "hendrycks_math": parse_hendrycks_math,
+    "math": parse_math,
+    "gsm8k": parse_gsm8k,
+    "hendrycks_math": parse_hendrycks_math,
     "code": parse_code,
 }
-REWARDS = {"math": {"math": 1.0, "format": 0.1}, "gsm8k": {"math": 1.0, "format": 0.1},
-           "hendrycks_math": {"math": 1.0, "format": 0.1}, "code": {"code": 1.0, "format": 0.1}}
+REWARDS = {
+    "math": {"math": 1.0, "format": 0.1},
+    "gsm8k": {"math": 1.0, "format": 0.1},
+    "hendrycks_math": {"math": 1.0, "format": 0.1},
+    "code": {"code": 1.0, "format": 0.1},
+}
 
 
 # --------------------------------------------------------------------------- reading files
+
 
 @dataclass(frozen=True)
 class ReadResult:
@@ -172,8 +185,9 @@ def _parse_line(line: str, parser: Callable[[dict], Task]) -> Task:
     return parser(rec)
 
 
-def read_jsonl(path: str | os.PathLike, format: str = "math", *, skip_bad: bool = False
-               ) -> ReadResult:
+def read_jsonl(
+    path: str | os.PathLike, format: str = "math", *, skip_bad: bool = False
+) -> ReadResult:
     """Parse every non-blank line of `path` into a `Task` (see the module docstring)."""
     if format not in PARSERS:
         raise ValueError(f"unknown JSONL format {format!r}; valid formats: {sorted(PARSERS)}")
@@ -194,12 +208,13 @@ def read_jsonl(path: str | os.PathLike, format: str = "math", *, skip_bad: bool 
 
 # --------------------------------------------------------------------------- the env
 
+
 @dataclass(frozen=True)
 class JsonlConfig:
     path: str = ""
     format: str = "math"
     eval_path: str | None = None  # eval file; else a seeded split of `path`
-    n_eval: int = 0               # size of that split when eval_path is None
+    n_eval: int = 0  # size of that split when eval_path is None
     seed: int = 0
     skip_bad: bool = False
     template: str = "r1_zero"
@@ -208,8 +223,9 @@ class JsonlConfig:
         if not self.path:
             raise ValueError("jsonl env: 'path' is required")
         if self.format not in PARSERS:
-            raise ValueError(f"jsonl env: unknown format {self.format!r}; "
-                             f"valid formats: {sorted(PARSERS)}")
+            raise ValueError(
+                f"jsonl env: unknown format {self.format!r}; valid formats: {sorted(PARSERS)}"
+            )
 
 
 def _dedupe(tasks: tuple[Task, ...], exclude: set[str] = frozenset()) -> tuple[Task, ...]:
@@ -230,8 +246,14 @@ def build(cfg: JsonlConfig) -> TaskSet:
     else:
         train, eval_ = shuffle_split(pool, cfg.n_eval, cfg.seed)
     stem = os.path.splitext(os.path.basename(cfg.path))[0]
-    return TaskSet(f"jsonl:{stem}", with_ids(train, stem, "train"), with_ids(eval_, stem, "eval"),
-                   dict(REWARDS[cfg.format]), cfg.template, cfg)
+    return TaskSet(
+        f"jsonl:{stem}",
+        with_ids(train, stem, "train"),
+        with_ids(eval_, stem, "eval"),
+        dict(REWARDS[cfg.format]),
+        cfg.template,
+        cfg,
+    )
 
 
 ENV = EnvSpec(config=JsonlConfig, build=build)

@@ -9,6 +9,7 @@ as text. The `chat` template needs a tokenizer and is not available here.
 
 This module only prints; it does not sample from a model or score anything.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,26 +22,33 @@ from envs.jsonl import PARSERS, read_jsonl
 from envs.templates import TEMPLATES, render
 
 
-def preview(name: str, n: int = 5, *, split: str = "train", template: str | None = None,
-            **env_kwargs: Any) -> str:
+def preview(
+    name: str, n: int = 5, *, split: str = "train", template: str | None = None, **env_kwargs: Any
+) -> str:
     """The first `n` tasks of a split, rendered, each followed by its reference."""
     env = build_env(name, **env_kwargs)
     tasks = {"train": env.train, "eval": env.eval}[split][:n]
     template = template or env.template
-    blocks = [f"# {env.name}: train={len(env.train)} eval={len(env.eval)} "
-              f"rewards={env.rewards} template={template}"]
+    blocks = [
+        f"# {env.name}: train={len(env.train)} eval={len(env.eval)} "
+        f"rewards={env.rewards} template={template}"
+    ]
     for t in tasks:
         ref = t.answer if t.answer is not None else json.dumps(t.tests, ensure_ascii=False)
-        blocks.append(f"--- {t.meta.get('id', '')} difficulty={t.meta.get('difficulty')}\n"
-                      f"{render(template, t)}\n>>> reference: {ref}")
+        blocks.append(
+            f"--- {t.meta.get('id', '')} difficulty={t.meta.get('difficulty')}\n"
+            f"{render(template, t)}\n>>> reference: {ref}"
+        )
     return "\n".join(blocks)
 
 
 def validate_file(path: str, format: str = "math") -> tuple[bool, str]:
     """(ok, report) for a JSONL file: counts, and every bad line with file and line number."""
     result = read_jsonl(path, format, skip_bad=True)
-    lines = [f"{path}: {len(result.tasks)} valid records, {result.skipped} bad lines",
-             *result.errors]
+    lines = [
+        f"{path}: {len(result.tasks)} valid records, {result.skipped} bad lines",
+        *result.errors,
+    ]
     return result.skipped == 0, "\n".join(lines)
 
 
@@ -76,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.env:
         ap.error("give an env name or --validate FILE")
     try:
-        print(preview(args.env, args.n, split=args.split, template=args.template,
-                      **_parse_sets(args.set)))
+        print(
+            preview(
+                args.env, args.n, split=args.split, template=args.template, **_parse_sets(args.set)
+            )
+        )
     except (ValueError, TypeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,10 +15,12 @@ starts inside the reasoning). Entries:
 
 This module does not tokenize, sample or check formats; the engine and `rewards.format` do.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from envs.base import Task
 
@@ -63,37 +65,61 @@ def _r1_zero_prefill(prompt: str, _tok: Any) -> str:
 
 
 def _qwen_math(prompt: str, _tok: Any) -> str:
-    return (f"<|im_start|>system\n{QWEN_MATH_SYSTEM}<|im_end|>\n"
-            f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n")
+    return (
+        f"<|im_start|>system\n{QWEN_MATH_SYSTEM}<|im_end|>\n"
+        f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def _chat(prompt: str, tokenizer: Any) -> str:
     apply = getattr(tokenizer, "apply_chat_template", None)
     if tokenizer is None or apply is None:
-        raise ValueError("template 'chat' needs a tokenizer with apply_chat_template(); got "
-                         f"{type(tokenizer).__name__}: use r1_zero, plain or tiny instead")
+        raise ValueError(
+            "template 'chat' needs a tokenizer with apply_chat_template(); got "
+            f"{type(tokenizer).__name__}: use r1_zero, plain or tiny instead"
+        )
     if getattr(tokenizer, "chat_template", "") is None:
-        raise ValueError(f"template 'chat': tokenizer {type(tokenizer).__name__} has no chat "
-                         "template (chat_template is None); use r1_zero, plain or tiny instead")
-    text = apply([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                 tokenize=False)
+        raise ValueError(
+            f"template 'chat': tokenizer {type(tokenizer).__name__} has no chat "
+            "template (chat_template is None); use r1_zero, plain or tiny instead"
+        )
+    text = apply([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
     if not isinstance(text, str):
-        raise ValueError(f"template 'chat': apply_chat_template returned "
-                         f"{type(text).__name__}, expected str")
+        raise ValueError(
+            f"template 'chat': apply_chat_template returned {type(text).__name__}, expected str"
+        )
     return text
 
 
-TEMPLATES: dict[str, Template] = {t.name: t for t in (
-    Template("r1_zero", _r1_zero, ("</answer>",), False, "DeepSeek-R1-Zero paper template"),
-    Template("r1_zero_prefill", _r1_zero_prefill, ("</answer>",), True,
-             "R1-Zero template ending with an opened <think>"),
-    Template("qwen_math", _qwen_math, ("<|im_end|>", "<|endoftext|>"), False,
-             "Qwen2.5-Math ChatML prompt, boxed final answer"),
-    Template("plain", lambda prompt, _tok: prompt, (), False, "the task prompt verbatim"),
-    Template("tiny", lambda prompt, _tok: f"Q: {prompt}\nA: ", ("</answer>",), False,
-             "short ASCII frame for the built-in character-level model"),
-    Template("chat", _chat, (), False, "the tokenizer's own chat template, one user turn"),
-)}
+TEMPLATES: dict[str, Template] = {
+    t.name: t
+    for t in (
+        Template("r1_zero", _r1_zero, ("</answer>",), False, "DeepSeek-R1-Zero paper template"),
+        Template(
+            "r1_zero_prefill",
+            _r1_zero_prefill,
+            ("</answer>",),
+            True,
+            "R1-Zero template ending with an opened <think>",
+        ),
+        Template(
+            "qwen_math",
+            _qwen_math,
+            ("<|im_end|>", "<|endoftext|>"),
+            False,
+            "Qwen2.5-Math ChatML prompt, boxed final answer",
+        ),
+        Template("plain", lambda prompt, _tok: prompt, (), False, "the task prompt verbatim"),
+        Template(
+            "tiny",
+            lambda prompt, _tok: f"Q: {prompt}\nA: ",
+            ("</answer>",),
+            False,
+            "short ASCII frame for the built-in character-level model",
+        ),
+        Template("chat", _chat, (), False, "the tokenizer's own chat template, one user turn"),
+    )
+}
 
 
 def get_template(name: str) -> Template:

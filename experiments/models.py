@@ -6,9 +6,10 @@
 - `local`: an rlreason model directory (`model.safetensors` + `config.json` + `tokenizer.json`);
 - `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -27,27 +28,41 @@ def _need_path(cfg) -> str:
 def _base(cfg):
     from experiments.demo.pretrain import ensure_base
     from rlreason.model.io import load_model
+
     return load_model(ensure_base())
 
 
 def _scratch(cfg):
     tok = CharTokenizer()
-    gcfg = GPTConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     d_model=cfg.d_model, max_seq_len=cfg.max_seq_len, flavour=cfg.flavour)
+    gcfg = GPTConfig(
+        vocab_size=tok.vocab_size,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        d_model=cfg.d_model,
+        max_seq_len=cfg.max_seq_len,
+        flavour=cfg.flavour,
+    )
     return GPT(gcfg), tok
 
 
 def _local(cfg):
     from rlreason.model.io import load_model
+
     return load_model(_need_path(cfg))
 
 
 def _hf(cfg):
     from rlreason.model.hf import load_pretrained
+
     return load_pretrained(_need_path(cfg), dtype=DTYPES[cfg.dtype])
 
 
-MODEL_SOURCES: dict[str, Callable] = {"base": _base, "scratch": _scratch, "local": _local, "hf": _hf}
+MODEL_SOURCES: dict[str, Callable] = {
+    "base": _base,
+    "scratch": _scratch,
+    "local": _local,
+    "hf": _hf,
+}
 
 
 def resolve_device(name: str) -> torch.device:

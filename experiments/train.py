@@ -11,6 +11,7 @@ logger, trainer; then writes `config.yaml`, `model.json` (the model actually bui
 `model.source=base/local/hf` its architecture comes from the checkpoint, not from the `model.*`
 shape fields), `summary.json` and `report.md` into the run directory.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,6 +30,7 @@ FORMAT_REWARDS = ("format", "format_soft", "tag_count", "language")
 
 def _to_config(cfg) -> Config:
     from omegaconf import OmegaConf
+
     return OmegaConf.to_object(cfg) if not isinstance(cfg, Config) else cfg
 
 
@@ -51,7 +53,9 @@ def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None]:
         spec[name] = {"weight": term["weight"], **options}
     gate = cfg.reward_gate
     if gate and gate not in spec:
-        raise ConfigError(f"reward_gate={gate!r} names no reward component; add reward.{gate}.weight=0")
+        raise ConfigError(
+            f"reward_gate={gate!r} names no reward component; add reward.{gate}.weight=0"
+        )
     return spec, gate
 
 
@@ -61,8 +65,10 @@ def answer_functions(env_name: str):
         return None, None
     if env_name == "countdown":
         from envs.countdown import final_answer
+
         return final_answer, lambda a: a.replace(" ", "") if a else None
     from rewards.math import canonical_answer, extract_answer
+
     return extract_answer, canonical_answer
 
 
@@ -70,10 +76,16 @@ def build_scorer(cfg, env, template):
     """The reward composition and verdict logic for `env` rendered with `template`."""
     from rewards.registry import build_composed
     from rlreason.eval.runner import Scorer
+
     spec, gate = reward_spec(cfg, env, template)
     answer_fn, answer_key = answer_functions(cfg.env.name)
-    return Scorer(build_composed(spec, gate=gate), next(iter(env.rewards)),
-                  "format" if "format" in spec else None, answer_fn, answer_key)
+    return Scorer(
+        build_composed(spec, gate=gate),
+        next(iter(env.rewards)),
+        "format" if "format" in spec else None,
+        answer_fn,
+        answer_key,
+    )
 
 
 def run_directory(cfg: Config, arm: str) -> Path:
@@ -104,8 +116,14 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     model, tokenizer = build_model(cfg.model)
     set_cpu_threads(cfg.train.threads)
     if cfg.lora.enabled:
-        apply_lora(model, cfg.lora.rank, cfg.lora.alpha, tuple(cfg.lora.targets), cfg.lora.dropout,
-                   cfg.lora.rslora)
+        apply_lora(
+            model,
+            cfg.lora.rank,
+            cfg.lora.alpha,
+            tuple(cfg.lora.targets),
+            cfg.lora.dropout,
+            cfg.lora.rslora,
+        )
     print(f"[rlreason] {count_parameters(model)}")
     scorer = build_scorer(cfg, env, template)
     run_dir = run_directory(cfg, arm)
@@ -123,8 +141,20 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     value_head = None
     if get_estimator(cfg.algo.advantage).needs_value:
         value_head = ValueHead(model.config.d_model).to(next(model.parameters()).device)
-    trainer = Trainer(cfg, model, tokenizer, env.train, env.eval, template.render, scorer,
-                      template.stop, run_dir, logger, reference=reference, value_head=value_head)
+    trainer = Trainer(
+        cfg,
+        model,
+        tokenizer,
+        env.train,
+        env.eval,
+        template.render,
+        scorer,
+        template.stop,
+        run_dir,
+        logger,
+        reference=reference,
+        value_head=value_head,
+    )
     if cfg.train.resume:
         trainer.resume(run_dir)
         print(f"[rlreason] resumed {run_dir} at step {trainer.step}")
@@ -134,11 +164,17 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
 def model_record(cfg: Config, model) -> dict:
     """What was trained: source, checkpoint path, the model's own config and parameter counts."""
     from rlreason.model.lora import count_parameters
+
     count = count_parameters(model)
     config = getattr(model, "config", None)
-    return {"source": cfg.model.source, "path": cfg.model.path,
-            "config": config.to_dict() if hasattr(config, "to_dict") else None,
-            "parameters": count.total, "trainable": count.trainable, "lora": count.lora}
+    return {
+        "source": cfg.model.source,
+        "path": cfg.model.path,
+        "config": config.to_dict() if hasattr(config, "to_dict") else None,
+        "parameters": count.total,
+        "trainable": count.trainable,
+        "lora": count.lora,
+    }
 
 
 def set_cpu_threads(threads: int | None) -> None:
@@ -153,9 +189,12 @@ def set_cpu_threads(threads: int | None) -> None:
 def resume_config(cfg: Config) -> Config:
     """On resume, the run's saved config wins; only train.resume / train.stop_after come from the CLI."""
     from omegaconf import OmegaConf
+
     saved = Path(cfg.train.resume) / "config.yaml"
     if not saved.is_file():
-        raise ConfigError(f"train.resume={cfg.train.resume}: no config.yaml there (not a run directory?)")
+        raise ConfigError(
+            f"train.resume={cfg.train.resume}: no config.yaml there (not a run directory?)"
+        )
     base = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))
     old: Config = OmegaConf.to_object(base)
     old.train.resume, old.train.stop_after = cfg.train.resume, cfg.train.stop_after
@@ -164,7 +203,9 @@ def resume_config(cfg: Config) -> Config:
 
 def run(cfg: Config, arm: str = "") -> dict:
     from omegaconf import OmegaConf
+
     from experiments.report.summary import finish_run
+
     if cfg.train.resume:
         cfg = resume_config(cfg)
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
@@ -172,8 +213,9 @@ def run(cfg: Config, arm: str = "") -> dict:
     trainer = build_trainer(cfg, arm, resolved)
     if not cfg.train.resume:
         (trainer.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        (trainer.run_dir / "model.json").write_text(json.dumps(model_record(cfg, trainer.model),
-                                                               indent=1) + "\n")
+        (trainer.run_dir / "model.json").write_text(
+            json.dumps(model_record(cfg, trainer.model), indent=1) + "\n"
+        )
     try:
         result = trainer.run()
     finally:
@@ -184,10 +226,15 @@ def run(cfg: Config, arm: str = "") -> dict:
 def _arm_name() -> str:
     try:
         from hydra.core.hydra_config import HydraConfig
+
         overrides = HydraConfig.get().overrides.task
     except Exception:
         return ""
-    keep = [o for o in overrides if not o.startswith(("seed=", "train.", "log.", "eval.", "experiment="))]
+    keep = [
+        o
+        for o in overrides
+        if not o.startswith(("seed=", "train.", "log.", "eval.", "experiment="))
+    ]
     return ",".join(keep)
 
 
@@ -202,8 +249,9 @@ def _hydra_main(cfg) -> None:
 def main() -> None:
     import hydra
     from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="base_config", node=Config)
-    conf = str(Path(__file__).resolve().parent / "conf")   # absolute: works from any cwd
+    conf = str(Path(__file__).resolve().parent / "conf")  # absolute: works from any cwd
     app = hydra.main(config_path=conf, config_name="config", version_base=None)(_hydra_main)
     app()
 

@@ -5,8 +5,17 @@
 `build_composed`). Individual rewards live in their own modules (format, language, length, math,
 code) and are imported only when used; this package imports nothing heavy and no env modules.
 """
+
 from rewards.base import ComposedReward, RewardFn, RewardOutput, Scores
 from rewards.registry import REWARDS, build_composed, build_reward, register_reward
 
-__all__ = ["ComposedReward", "RewardFn", "RewardOutput", "Scores", "REWARDS", "build_composed",
-           "build_reward", "register_reward"]
+__all__ = [
+    "ComposedReward",
+    "RewardFn",
+    "RewardOutput",
+    "Scores",
+    "REWARDS",
+    "build_composed",
+    "build_reward",
+    "register_reward",
+]

@@ -22,13 +22,15 @@ What this module deliberately does not do: enforce wall-clock limits (a Python t
 killed safely, so rewards that run untrusted work, like `rewards.code`, bound their own time and
 report `Scores.timeouts`), normalise rewards, or compute advantages.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for annotations: rewards never need envs at import time
     from envs.base import Task
@@ -122,26 +124,37 @@ class ComposedReward:
     non-finite number (default 0.0, i.e. "no credit", counted in `errors`/`timeouts`).
     """
 
-    def __init__(self, components: dict[str, tuple[RewardFn, float]], gate: str | None = None,
-                 gated: tuple[str, ...] | None = None, error_value: float = 0.0):
+    def __init__(
+        self,
+        components: dict[str, tuple[RewardFn, float]],
+        gate: str | None = None,
+        gated: tuple[str, ...] | None = None,
+        error_value: float = 0.0,
+    ):
         if not components:
             raise ValueError("ComposedReward: needs at least one component")
         for name, pair in components.items():
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
-                raise ValueError(f"ComposedReward: component {name!r} must be (callable, weight),"
-                                 f" got {pair!r}")
+                raise ValueError(
+                    f"ComposedReward: component {name!r} must be (callable, weight), got {pair!r}"
+                )
             if not _is_finite_number(pair[1]):
-                raise ValueError(f"ComposedReward: weight of {name!r} must be a finite number,"
-                                 f" got {pair[1]!r}")
+                raise ValueError(
+                    f"ComposedReward: weight of {name!r} must be a finite number, got {pair[1]!r}"
+                )
         if gate is not None and gate not in components:
-            raise ValueError(f"ComposedReward: gate {gate!r} is not a component;"
-                             f" components are {sorted(components)}")
+            raise ValueError(
+                f"ComposedReward: gate {gate!r} is not a component;"
+                f" components are {sorted(components)}"
+            )
         if gated is None:
             gated = tuple(n for n in components if n != gate) if gate is not None else ()
         unknown = [n for n in gated if n not in components]
         if unknown:
-            raise ValueError(f"ComposedReward: gated names {unknown} are not components;"
-                             f" components are {sorted(components)}")
+            raise ValueError(
+                f"ComposedReward: gated names {unknown} are not components;"
+                f" components are {sorted(components)}"
+            )
         if gated and gate is None:
             raise ValueError(f"ComposedReward: gated={list(gated)} needs a gate component")
         if gate in gated:
@@ -151,17 +164,24 @@ class ComposedReward:
         self.gate, self.gated = gate, tuple(gated)
         self.error_value = float(error_value)
 
-    def __call__(self, completions: list[str], tasks: list["Task"]) -> RewardOutput:
+    def __call__(self, completions: list[str], tasks: list[Task]) -> RewardOutput:
         if len(completions) != len(tasks):
-            raise ValueError(f"ComposedReward: {len(completions)} completions but"
-                             f" {len(tasks)} tasks; they must pair one to one")
-        runs = {n: _run_component(n, fn, completions, tasks, self.error_value)
-                for n, fn in self.fns.items()}
+            raise ValueError(
+                f"ComposedReward: {len(completions)} completions but"
+                f" {len(tasks)} tasks; they must pair one to one"
+            )
+        runs = {
+            n: _run_component(n, fn, completions, tasks, self.error_value)
+            for n, fn in self.fns.items()
+        }
         comps = {n: r.scores for n, r in runs.items()}
-        return RewardOutput(total=self._total(comps, len(completions)), components=comps,
-                            weights=dict(self.weights),
-                            errors={n: r.errors for n, r in runs.items()},
-                            timeouts={n: r.timeouts for n, r in runs.items()})
+        return RewardOutput(
+            total=self._total(comps, len(completions)),
+            components=comps,
+            weights=dict(self.weights),
+            errors={n: r.errors for n, r in runs.items()},
+            timeouts={n: r.timeouts for n, r in runs.items()},
+        )
 
     def _total(self, comps: dict[str, list[float]], n: int) -> list[float]:
         open_ = [comps[self.gate][i] > 0 for i in range(n)] if self.gate else [True] * n
@@ -174,31 +194,39 @@ class ComposedReward:
         return total
 
 
-def _run_component(name: str, fn: RewardFn, completions: list[str], tasks: list["Task"],
-                   error_value: float) -> _Run:
+def _run_component(
+    name: str, fn: RewardFn, completions: list[str], tasks: list[Task], error_value: float
+) -> _Run:
     """Score the batch with one reward, isolating raising samples by per-sample retry."""
     n = len(completions)
     try:
         raw = fn(completions, tasks)
-    except Exception as exc:  # noqa: BLE001 - any reward bug must stay inside the reward
+    except Exception as exc:
         log.debug("reward %r raised on the batch (%r); retrying per sample", name, exc)
         run = _run_per_sample(name, fn, completions, tasks, error_value)
     else:
         run = _Run(scores=[error_value] * n)
         _take(name, raw, n, run, 0, error_value)
     if run.errors or run.timeouts:
-        log.warning("reward %r: %d error(s), %d timeout(s) in a batch of %d; first: %s",
-                    name, run.errors, run.timeouts, n, run.first_failure or "reported by reward")
+        log.warning(
+            "reward %r: %d error(s), %d timeout(s) in a batch of %d; first: %s",
+            name,
+            run.errors,
+            run.timeouts,
+            n,
+            run.first_failure or "reported by reward",
+        )
     return run
 
 
-def _run_per_sample(name: str, fn: RewardFn, completions: list[str], tasks: list["Task"],
-                    error_value: float) -> _Run:
+def _run_per_sample(
+    name: str, fn: RewardFn, completions: list[str], tasks: list[Task], error_value: float
+) -> _Run:
     run = _Run(scores=[error_value] * len(completions))
     for i, (c, t) in enumerate(zip(completions, tasks)):
         try:
             raw = fn([c], [t])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             run.fail(i, exc, error_value)
             continue
         _take(name, raw, 1, run, i, error_value)
@@ -210,11 +238,11 @@ def _take(name: str, raw, expected: int, run: _Run, offset: int, error_value: fl
     try:
         count = len(raw)
     except TypeError:
-        raise ValueError(f"reward {name!r} returned {type(raw).__name__}, not a list of"
-                         f" floats") from None
+        raise ValueError(
+            f"reward {name!r} returned {type(raw).__name__}, not a list of floats"
+        ) from None
     if count != expected:
-        raise ValueError(f"reward {name!r} returned {count} scores for {expected}"
-                         f" completion(s)")
+        raise ValueError(f"reward {name!r} returned {count} scores for {expected} completion(s)")
     run.errors += int(getattr(raw, "errors", 0))
     run.timeouts += int(getattr(raw, "timeouts", 0))
     for j, value in enumerate(raw):

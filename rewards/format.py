@@ -21,6 +21,7 @@ completion costs milliseconds. This module does not extract or judge the answer'
 `rewards.math`) and does not look at the tokenizer: completions are decoded text with EOS and stop
 strings already removed; a trailing special token like `<|im_end|>` fails the strict check.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,7 +63,7 @@ def split_completion(completion: str, prefilled: bool = False) -> tuple[str | No
     a_close = completion.find(ANSWER_CLOSE, a_open + len(ANSWER_OPEN))
     if a_close < 0:
         return reasoning, None
-    return reasoning, completion[a_open + len(ANSWER_OPEN):a_close].strip()
+    return reasoning, completion[a_open + len(ANSWER_OPEN) : a_close].strip()
 
 
 def is_strict_format(completion: str, prefilled: bool = False) -> bool:
@@ -91,10 +92,12 @@ def is_strict_format(completion: str, prefilled: bool = False) -> bool:
     a_close = completion.find(ANSWER_CLOSE)
     if not pos <= t_close < a_open < a_close:
         return False
-    return (bool(completion[pos:t_close].strip())
-            and not completion[t_close + len(THINK_CLOSE):a_open].strip()
-            and bool(completion[a_open + len(ANSWER_OPEN):a_close].strip())
-            and not completion[a_close + len(ANSWER_CLOSE):].strip())
+    return (
+        bool(completion[pos:t_close].strip())
+        and not completion[t_close + len(THINK_CLOSE) : a_open].strip()
+        and bool(completion[a_open + len(ANSWER_OPEN) : a_close].strip())
+        and not completion[a_close + len(ANSWER_CLOSE) :].strip()
+    )
 
 
 def is_soft_format(completion: str, prefilled: bool = False) -> bool:
@@ -115,21 +118,24 @@ def tag_count_score(completion: str, prefilled: bool = False) -> float:
     return 0.25 * sum(completion.count(tag) == n for tag, n in _expected_counts(prefilled).items())
 
 
-def strict_format_reward(completions: list[str], tasks: list["Task"], *,
-                         prefilled: bool = False) -> list[float]:
+def strict_format_reward(
+    completions: list[str], tasks: list[Task], *, prefilled: bool = False
+) -> list[float]:
     """1.0 where `is_strict_format(completion, prefilled)`, else 0.0 (DeepSeek-R1 format reward)."""
     return [float(is_strict_format(c, prefilled)) for c in completions]
 
 
-def soft_format_reward(completions: list[str], tasks: list["Task"], *,
-                       prefilled: bool = False) -> list[float]:
+def soft_format_reward(
+    completions: list[str], tasks: list[Task], *, prefilled: bool = False
+) -> list[float]:
     """1.0 where the four tags appear in order (`is_soft_format`), else 0.0; shaping only, in
     the spirit of the soft format reward of Hugging Face's open-r1 (2025) reproduction."""
     return [float(is_soft_format(c, prefilled)) for c in completions]
 
 
-def tag_count_reward(completions: list[str], tasks: list["Task"], *,
-                     prefilled: bool = False) -> list[float]:
+def tag_count_reward(
+    completions: list[str], tasks: list[Task], *, prefilled: bool = False
+) -> list[float]:
     """`tag_count_score` per completion: 0.25 per correctly counted tag; a dense shaping signal
     after the tag-count reward of open-r1 (2025), without its newline conventions."""
     return [tag_count_score(c, prefilled) for c in completions]

@@ -27,6 +27,7 @@ ja means Han or Kana; ru means Cyrillic. Regional suffixes are ignored (`zh-CN` 
 
 Not done here: telling languages of one script apart, or any model-based language ID.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,14 +43,27 @@ if TYPE_CHECKING:
     from envs.base import Task
 
 LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
-    "en": frozenset({"latin"}), "fr": frozenset({"latin"}), "de": frozenset({"latin"}),
-    "es": frozenset({"latin"}), "it": frozenset({"latin"}), "pt": frozenset({"latin"}),
-    "zh": frozenset({"han"}), "ja": frozenset({"han", "kana"}), "ko": frozenset({"hangul"}),
-    "ru": frozenset({"cyrillic"}), "ar": frozenset({"arabic"}),
+    "en": frozenset({"latin"}),
+    "fr": frozenset({"latin"}),
+    "de": frozenset({"latin"}),
+    "es": frozenset({"latin"}),
+    "it": frozenset({"latin"}),
+    "pt": frozenset({"latin"}),
+    "zh": frozenset({"han"}),
+    "ja": frozenset({"han", "kana"}),
+    "ko": frozenset({"hangul"}),
+    "ru": frozenset({"cyrillic"}),
+    "ar": frozenset({"arabic"}),
 }
 # Dominant script -> language reported by detect_language (han may become ja, see there).
-SCRIPT_LANGUAGE = {"latin": "en", "han": "zh", "kana": "ja", "hangul": "ko",
-                   "cyrillic": "ru", "arabic": "ar"}
+SCRIPT_LANGUAGE = {
+    "latin": "en",
+    "han": "zh",
+    "kana": "ja",
+    "hangul": "ko",
+    "cyrillic": "ru",
+    "arabic": "ar",
+}
 JA_KANA_SHARE = 0.2  # Han text with at least this share of Kana (of Han+Kana) is Japanese
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -120,8 +134,9 @@ def script_word_counts(text: str) -> Counter:
 def _target_scripts(target: str) -> frozenset[str]:
     code = str(target).lower().replace("_", "-").split("-")[0]
     if code not in LANGUAGE_SCRIPTS:
-        raise ValueError(f"language target {target!r} is not supported;"
-                         f" known: {sorted(LANGUAGE_SCRIPTS)}")
+        raise ValueError(
+            f"language target {target!r} is not supported; known: {sorted(LANGUAGE_SCRIPTS)}"
+        )
     return LANGUAGE_SCRIPTS[code]
 
 
@@ -161,8 +176,9 @@ def _reasoning_text(completion: str, prefilled: bool) -> str:
     return TAG_RE.sub(" ", reasoning)
 
 
-def language_reward(completions: list[str], tasks: list["Task"], *, target: str | None = None,
-                    prefilled: bool = False) -> list[float]:
+def language_reward(
+    completions: list[str], tasks: list[Task], *, target: str | None = None, prefilled: bool = False
+) -> list[float]:
     """`language_consistency` of each completion's reasoning with its target language.
 
     Target per sample: `target` if given, else `task.meta["lang"]`, else the prompt's dominant

@@ -21,11 +21,12 @@ registry name or callable; a score >= `correct_threshold` counts as correct), so
 that also has that reward as a component it is computed twice. Not done here: token-level length
 penalties inside the loss, or length normalisation of advantages.
 """
+
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rewards.base import RewardFn, Scores
 from rewards.registry import build_reward
@@ -47,8 +48,10 @@ def _length_fn(length_fn: str | LengthFn) -> LengthFn:
     if callable(length_fn):
         return length_fn
     if length_fn not in LENGTH_FNS:
-        raise ValueError(f"length_fn {length_fn!r} is unknown; known: {sorted(LENGTH_FNS)}"
-                         f" or a callable str -> int")
+        raise ValueError(
+            f"length_fn {length_fn!r} is unknown; known: {sorted(LENGTH_FNS)}"
+            f" or a callable str -> int"
+        )
     return LENGTH_FNS[length_fn]
 
 
@@ -56,8 +59,10 @@ def overlong_penalty(length: int, max_len: int, cache_len: int) -> float:
     """DAPO soft overlong punishment: 0 if length <= max_len - cache_len, else
     (max_len - cache_len - length) / cache_len while length <= max_len, else -1."""
     if not 0 < cache_len <= max_len:
-        raise ValueError(f"overlong_penalty: need 0 < cache_len <= max_len, got"
-                         f" cache_len={cache_len}, max_len={max_len}")
+        raise ValueError(
+            f"overlong_penalty: need 0 < cache_len <= max_len, got"
+            f" cache_len={cache_len}, max_len={max_len}"
+        )
     if length < 0:
         raise ValueError(f"overlong_penalty: length must be >= 0, got {length}")
     free = max_len - cache_len
@@ -68,9 +73,17 @@ def overlong_penalty(length: int, max_len: int, cache_len: int) -> float:
     return -1.0
 
 
-def cosine_length_reward(correct: bool, length: int, max_len: int, *, r0_correct: float = 2.0,
-                         rL_correct: float = 1.0, r0_wrong: float = -10.0,
-                         rL_wrong: float = 0.0, r_exceed: float = -10.0) -> float:
+def cosine_length_reward(
+    correct: bool,
+    length: int,
+    max_len: int,
+    *,
+    r0_correct: float = 2.0,
+    rL_correct: float = 1.0,
+    r0_wrong: float = -10.0,
+    rL_wrong: float = 0.0,
+    r_exceed: float = -10.0,
+) -> float:
     """Yeo et al. 2025 cosine reward: rL + (r0 - rL) * (1 + cos(pi * length / max_len)) / 2,
     with (r0, rL) = (r0_correct, rL_correct) or (r0_wrong, rL_wrong); r_exceed when
     length >= max_len (a completion that used the whole budget was cut off)."""
@@ -84,18 +97,28 @@ def cosine_length_reward(correct: bool, length: int, max_len: int, *, r0_correct
     return rL + (r0 - rL) * 0.5 * (1.0 + math.cos(math.pi * length / max_len))
 
 
-def overlong_reward(completions: list[str], tasks: list["Task"], *, max_len: int,
-                    cache_len: int, length_fn: str | LengthFn = "chars") -> list[float]:
+def overlong_reward(
+    completions: list[str],
+    tasks: list[Task],
+    *,
+    max_len: int,
+    cache_len: int,
+    length_fn: str | LengthFn = "chars",
+) -> list[float]:
     """`overlong_penalty(length_fn(completion), max_len, cache_len)` per completion (DAPO)."""
     measure = _length_fn(length_fn)
     return [overlong_penalty(measure(c), max_len, cache_len) for c in completions]
 
 
-def make_cosine_length_reward(*, max_len: int, correctness: str | RewardFn = "math",
-                              correctness_options: Mapping[str, Any] | None = None,
-                              correct_threshold: float = 1.0,
-                              length_fn: str | LengthFn = "chars",
-                              **cosine_kwargs: float) -> RewardFn:
+def make_cosine_length_reward(
+    *,
+    max_len: int,
+    correctness: str | RewardFn = "math",
+    correctness_options: Mapping[str, Any] | None = None,
+    correct_threshold: float = 1.0,
+    length_fn: str | LengthFn = "chars",
+    **cosine_kwargs: float,
+) -> RewardFn:
     """Factory: a reward scoring `cosine_length_reward(correct, length_fn(c), max_len, ...)`.
 
     `correctness` is a registry name (built with `rewards.registry.build_reward` and
@@ -112,14 +135,19 @@ def make_cosine_length_reward(*, max_len: int, correctness: str | RewardFn = "ma
     measure = _length_fn(length_fn)
     cosine_length_reward(True, 0, max_len, **cosine_kwargs)  # fail fast on bad settings
 
-    def cosine_length(completions: list[str], tasks: list["Task"]) -> Scores:
+    def cosine_length(completions: list[str], tasks: list[Task]) -> Scores:
         verdicts = judge(completions, tasks)
         if len(verdicts) != len(completions):
-            raise ValueError(f"cosine_length: correctness reward returned {len(verdicts)}"
-                             f" scores for {len(completions)} completions")
-        values = [cosine_length_reward(v >= correct_threshold, measure(c), max_len,
-                                       **cosine_kwargs) for c, v in zip(completions, verdicts)]
-        return Scores(values, errors=getattr(verdicts, "errors", 0),
-                      timeouts=getattr(verdicts, "timeouts", 0))
+            raise ValueError(
+                f"cosine_length: correctness reward returned {len(verdicts)}"
+                f" scores for {len(completions)} completions"
+            )
+        values = [
+            cosine_length_reward(v >= correct_threshold, measure(c), max_len, **cosine_kwargs)
+            for c, v in zip(completions, verdicts)
+        ]
+        return Scores(
+            values, errors=getattr(verdicts, "errors", 0), timeouts=getattr(verdicts, "timeouts", 0)
+        )
 
     return cosine_length

@@ -20,13 +20,14 @@ two component names (e.g. strict format as gate and as logged metric with other 
 Not done here: discovering rewards by scanning packages, or config dataclasses (the trainer's
 config owns the schema; it passes the spec mapping through).
 """
+
 from __future__ import annotations
 
 import functools
 import importlib
 import inspect
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from rewards.base import ComposedReward, RewardFn
 
@@ -49,8 +50,9 @@ def _check_path(name: str, path: str) -> None:
         raise ValueError(f"reward {name!r}: import path {path!r} must look like 'module:attr'")
 
 
-def register_reward(name: str, target: str | Callable[..., Any], *,
-                    overwrite: bool = False) -> None:
+def register_reward(
+    name: str, target: str | Callable[..., Any], *, overwrite: bool = False
+) -> None:
     """Add `name` -> `target` ("module:attr" or a callable). Re-registering the same target is a
     no-op; a different target for a taken name needs `overwrite=True`."""
     if not isinstance(name, str) or not name:
@@ -58,11 +60,15 @@ def register_reward(name: str, target: str | Callable[..., Any], *,
     if isinstance(target, str):
         _check_path(name, target)
     elif not callable(target):
-        raise ValueError(f"register_reward({name!r}): target must be 'module:attr' or a"
-                         f" callable, got {type(target).__name__}")
+        raise ValueError(
+            f"register_reward({name!r}): target must be 'module:attr' or a"
+            f" callable, got {type(target).__name__}"
+        )
     if name in REWARDS and REWARDS[name] != target and not overwrite:
-        raise ValueError(f"register_reward: {name!r} is already registered as"
-                         f" {REWARDS[name]!r}; pass overwrite=True to replace it")
+        raise ValueError(
+            f"register_reward: {name!r} is already registered as"
+            f" {REWARDS[name]!r}; pass overwrite=True to replace it"
+        )
     REWARDS[name] = target
 
 
@@ -77,8 +83,10 @@ def resolve_reward(name: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(f"reward {name!r}: cannot import {module_name!r} for {target!r}"
-                          f" ({type(exc).__name__}: {exc})") from exc
+        raise ImportError(
+            f"reward {name!r}: cannot import {module_name!r} for {target!r}"
+            f" ({type(exc).__name__}: {exc})"
+        ) from exc
     obj = getattr(module, attr, None)
     if not callable(obj):
         raise ImportError(f"reward {name!r}: {target!r} names no callable in {module_name!r}")
@@ -93,8 +101,10 @@ def _check_options(name: str, fn: Callable[..., Any], placeholders: tuple, kwarg
     try:
         sig.bind(*placeholders, **kwargs)
     except TypeError as exc:
-        raise ValueError(f"reward {name!r}: options {sorted(kwargs)} do not fit"
-                         f" {getattr(fn, '__name__', fn)}{sig} ({exc})") from None
+        raise ValueError(
+            f"reward {name!r}: options {sorted(kwargs)} do not fit"
+            f" {getattr(fn, '__name__', fn)}{sig} ({exc})"
+        ) from None
 
 
 def build_reward(name: str, **kwargs: Any) -> RewardFn:
@@ -104,8 +114,10 @@ def build_reward(name: str, **kwargs: Any) -> RewardFn:
         _check_options(name, obj, (), kwargs)
         reward = obj(**kwargs)
         if not callable(reward):
-            raise ValueError(f"reward {name!r}: factory {obj.__name__} returned"
-                             f" {type(reward).__name__}, not a callable")
+            raise ValueError(
+                f"reward {name!r}: factory {obj.__name__} returned"
+                f" {type(reward).__name__}, not a callable"
+            )
         return reward
     _check_options(name, obj, ([], []), kwargs)
     return functools.partial(obj, **kwargs) if kwargs else obj
@@ -116,8 +128,10 @@ def _component(key: str, entry: Any) -> tuple[str, float, dict[str, Any]]:
     if isinstance(entry, (int, float)) and not isinstance(entry, bool):
         return key, float(entry), {}
     if not isinstance(entry, Mapping):
-        raise ValueError(f"reward spec {key!r}: expected a weight or a mapping like"
-                         f" {{'weight': 1.0, ...options}}, got {entry!r}")
+        raise ValueError(
+            f"reward spec {key!r}: expected a weight or a mapping like"
+            f" {{'weight': 1.0, ...options}}, got {entry!r}"
+        )
     options = dict(entry)
     weight = options.pop("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -125,9 +139,12 @@ def _component(key: str, entry: Any) -> tuple[str, float, dict[str, Any]]:
     return str(options.pop("reward", key)), float(weight), options
 
 
-def build_composed(spec: Mapping[str, Any], gate: str | None = None,
-                   gated: tuple[str, ...] | None = None,
-                   error_value: float = 0.0) -> ComposedReward:
+def build_composed(
+    spec: Mapping[str, Any],
+    gate: str | None = None,
+    gated: tuple[str, ...] | None = None,
+    error_value: float = 0.0,
+) -> ComposedReward:
     """`ComposedReward` from `{component name: weight | {"weight": w, "reward": n, **opts}}`."""
     if not isinstance(spec, Mapping) or not spec:
         raise ValueError(f"reward spec must be a non-empty mapping, got {spec!r}")
@@ -135,5 +152,9 @@ def build_composed(spec: Mapping[str, Any], gate: str | None = None,
     for key, entry in spec.items():
         reward_name, weight, options = _component(str(key), entry)
         components[str(key)] = (build_reward(reward_name, **options), weight)
-    return ComposedReward(components, gate=gate, gated=None if gated is None else tuple(gated),
-                          error_value=error_value)
+    return ComposedReward(
+        components,
+        gate=gate,
+        gated=None if gated is None else tuple(gated),
+        error_value=error_value,
+    )

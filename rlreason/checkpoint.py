@@ -11,6 +11,7 @@ interruption mid-save leaves the previous checkpoint current. Nothing here unpic
 
 Not here: what the state means (rl/trainer.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,16 +29,20 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return adapter_state_dict(model) if lora_modules(model) else weights_state(model)
 
 
-def save_checkpoint(run_dir: str | Path, step: int, *, model, optimizer, state: dict,
-                    value_head=None) -> Path:
+def save_checkpoint(
+    run_dir: str | Path, step: int, *, model, optimizer, state: dict, value_head=None
+) -> Path:
     from safetensors.torch import save_file
+
     run_dir = Path(run_dir)
     d = run_dir / "checkpoints" / f"step_{step:06d}"
     d.mkdir(parents=True, exist_ok=True)
     save_file(_trainable_state(model), str(d / "trainable.safetensors"))
     if value_head is not None:
-        save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
-                  str(d / "value_head.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in value_head.state_dict().items()},
+            str(d / "value_head.safetensors"),
+        )
     torch.save(optimizer.state_dict(), d / "optimizer.pt")
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -56,8 +61,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     pointer = run_dir / "latest"
     if not pointer.is_file():
-        raise FileNotFoundError(f"resume: {run_dir} has no 'latest' checkpoint pointer "
-                                "(was it written by rlreason-train, and did it reach a checkpoint?)")
+        raise FileNotFoundError(
+            f"resume: {run_dir} has no 'latest' checkpoint pointer "
+            "(was it written by rlreason-train, and did it reach a checkpoint?)"
+        )
     d = run_dir / pointer.read_text().strip()
     for f in ("trainable.safetensors", "optimizer.pt", "state.json"):
         if not (d / f).is_file():
@@ -68,6 +75,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
 def load_trainable(model, path: str | Path) -> None:
     """Load a checkpoint's `trainable.safetensors` into `model`: adapters, or the full weights."""
     from safetensors.torch import load_file
+
     weights = load_file(str(path))
     if lora_modules(model):
         load_adapter_state_dict(model, weights)
@@ -75,13 +83,16 @@ def load_trainable(model, path: str | Path) -> None:
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_embeddings)]
     if missing or unexpected:
-        raise ValueError(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-                         "(was the run trained with a different LoRA setting?)")
+        raise ValueError(
+            f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            "(was the run trained with a different LoRA setting?)"
+        )
 
 
 def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None) -> dict:
     """Restore weights, optimizer and RNG states in place; return the saved state dict."""
     from safetensors.torch import load_file
+
     d = Path(d)
     load_trainable(model, d / "trainable.safetensors")
     if value_head is not None:

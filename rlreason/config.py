@@ -7,6 +7,7 @@ combinations before any work starts and says what to change. Registries are cons
 
 Not here: building objects from the config (experiments/train.py), the loop (rl/trainer.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,15 +16,15 @@ from typing import Any, Optional
 
 @dataclass
 class ModelConfig:
-    source: str = "base"            # "base" (built-in pretrained tiny GPT), "scratch", "local", "hf"
-    path: Optional[str] = None      # directory for "local" (rlreason) or "hf" (Hugging Face layout)
-    flavour: str = "llama"          # for "scratch"
+    source: str = "base"  # "base" (built-in pretrained tiny GPT), "scratch", "local", "hf"
+    path: Optional[str] = None  # directory for "local" (rlreason) or "hf" (Hugging Face layout)
+    flavour: str = "llama"  # for "scratch"
     n_layer: int = 4
     n_head: int = 4
     d_model: int = 128
     max_seq_len: int = 256
-    dtype: str = "float32"          # float32 | bfloat16
-    device: str = "auto"            # auto | cpu | cuda
+    dtype: str = "float32"  # float32 | bfloat16
+    device: str = "auto"  # auto | cpu | cuda
     gradient_checkpointing: bool = False
 
 
@@ -34,8 +35,17 @@ class LoRASettings:
     alpha: float = 16.0
     dropout: float = 0.0
     rslora: bool = False
-    targets: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    targets: list[str] = field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
 
 
 @dataclass
@@ -49,24 +59,24 @@ class SamplingConfig:
 @dataclass
 class AlgoConfig:
     name: str = "grpo"
-    advantage: str = "grpo"                 # ADVANTAGES key
+    advantage: str = "grpo"  # ADVANTAGES key
     aggregation: str = "seq_mean_token_mean"  # AGGREGATIONS key
-    group_size: int = 8                     # G: samples per prompt
-    epochs: int = 1                         # mu: inner passes over each rollout batch
-    minibatches: int = 1                    # optimizer steps per epoch
-    micro_batch_tokens: int = 8192          # token budget of one forward/backward
+    group_size: int = 8  # G: samples per prompt
+    epochs: int = 1  # mu: inner passes over each rollout batch
+    minibatches: int = 1  # optimizer steps per epoch
+    micro_batch_tokens: int = 8192  # token budget of one forward/backward
     clip_low: float = 0.2
     clip_high: float = 0.2
     dual_clip: Optional[float] = None
-    ratio_level: str = "token"              # token | sequence (GSPO)
+    ratio_level: str = "token"  # token | sequence (GSPO)
     kl_coef: float = 0.0
     kl_kind: str = "k3"
-    log_kl: bool = True                     # compute reference log-probs even at kl_coef=0
+    log_kl: bool = True  # compute reference log-probs even at kl_coef=0
     entropy_coef: float = 0.0
     mask_truncated: bool = False
     dynamic_sampling: bool = False
     max_refill_rounds: int = 0
-    gamma: float = 1.0                      # gae only
+    gamma: float = 1.0  # gae only
     lam: float = 0.95
     value_coef: float = 0.5
     value_clip: Optional[float] = 0.2
@@ -75,7 +85,7 @@ class AlgoConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-4                        # peak learning rate
+    lr: float = 1e-4  # peak learning rate
     initial_lr: float = 0.0
     min_lr: float = 1e-5
     warmup_steps: int = 5
@@ -89,26 +99,26 @@ class OptimConfig:
 class TrainConfig:
     steps: int = 100
     prompts_per_step: int = 16
-    stop_after: Optional[int] = None        # end after N steps with a checkpoint (schedule spans steps)
-    resume: Optional[str] = None            # a run directory to continue
+    stop_after: Optional[int] = None  # end after N steps with a checkpoint (schedule spans steps)
+    resume: Optional[str] = None  # a run directory to continue
     save_every: int = 50
-    max_bad_steps: int = 3                  # abort after this many non-finite steps in a row
+    max_bad_steps: int = 3  # abort after this many non-finite steps in a row
     progress: bool = True
-    threads: Optional[int] = None           # CPU threads; None: torch's default (all cores)
+    threads: Optional[int] = None  # CPU threads; None: torch's default (all cores)
 
 
 @dataclass
 class EvalConfig:
-    every: int = 20                         # 0: only before and after training
+    every: int = 20  # 0: only before and after training
     n_problems: int = 200
-    samples: int = 4                        # sampled completions per problem (T = sampling temp)
+    samples: int = 4  # sampled completions per problem (T = sampling temp)
     seed: int = 1234
-    max_new_tokens: Optional[int] = None    # None: sampling.max_new_tokens
+    max_new_tokens: Optional[int] = None  # None: sampling.max_new_tokens
 
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"                   # offline | online | disabled
+    mode: str = "offline"  # offline | online | disabled
     project: str = "rlreason"
     entity: Optional[str] = None
     group: Optional[str] = None
@@ -121,15 +131,15 @@ class LogConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     out_dir: str = "runs"
     console_every: int = 10
-    samples_every: int = 25                 # W&B table of sample completions
-    run_dir: Optional[str] = None           # explicit run directory (else out_dir/<name>)
+    samples_every: int = 25  # W&B table of sample completions
+    run_dir: Optional[str] = None  # explicit run directory (else out_dir/<name>)
 
 
 @dataclass
 class EnvConfig:
     name: str = "arithmetic"
     options: dict[str, Any] = field(default_factory=dict)
-    template: Optional[str] = None          # None: the env's default template
+    template: Optional[str] = None  # None: the env's default template
 
 
 @dataclass
@@ -149,8 +159,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    reward: dict[str, RewardTerm] = field(default_factory=dict)   # overrides of the env's defaults
-    reward_gate: Optional[str] = None       # other components count only where this one is > 0
+    reward: dict[str, RewardTerm] = field(default_factory=dict)  # overrides of the env's defaults
+    reward_gate: Optional[str] = None  # other components count only where this one is > 0
     seed: int = 0
     name: str = "run"
 
@@ -168,38 +178,88 @@ def validate(cfg: Config) -> Config:
     """Raise ConfigError listing every invalid setting (and the fix) before any work starts."""
     from rlreason.rl.advantages import ADVANTAGES
     from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS
+
     a, t, o, e = cfg.algo, cfg.train, cfg.optim, []
-    _check(a.advantage in ADVANTAGES, f"algo.advantage={a.advantage!r}: choose one of {sorted(ADVANTAGES)}", e)
-    _check(a.aggregation in AGGREGATIONS,
-           f"algo.aggregation={a.aggregation!r}: choose one of {sorted(AGGREGATIONS)}", e)
-    _check(a.kl_kind in KL_ESTIMATORS, f"algo.kl_kind={a.kl_kind!r}: choose one of {sorted(KL_ESTIMATORS)}", e)
-    _check(a.ratio_level in ("token", "sequence"), f"algo.ratio_level={a.ratio_level!r}: token or sequence", e)
+    _check(
+        a.advantage in ADVANTAGES,
+        f"algo.advantage={a.advantage!r}: choose one of {sorted(ADVANTAGES)}",
+        e,
+    )
+    _check(
+        a.aggregation in AGGREGATIONS,
+        f"algo.aggregation={a.aggregation!r}: choose one of {sorted(AGGREGATIONS)}",
+        e,
+    )
+    _check(
+        a.kl_kind in KL_ESTIMATORS,
+        f"algo.kl_kind={a.kl_kind!r}: choose one of {sorted(KL_ESTIMATORS)}",
+        e,
+    )
+    _check(
+        a.ratio_level in ("token", "sequence"),
+        f"algo.ratio_level={a.ratio_level!r}: token or sequence",
+        e,
+    )
     group_estimator = a.advantage in ADVANTAGES and not ADVANTAGES[a.advantage].needs_value
-    _check(a.group_size >= 2 or not group_estimator,
-           f"algo.group_size={a.group_size}: {a.advantage} compares samples within a group, "
-           "so set algo.group_size >= 2 (or use algo=ppo, whose GAE needs no group)", e)
+    _check(
+        a.group_size >= 2 or not group_estimator,
+        f"algo.group_size={a.group_size}: {a.advantage} compares samples within a group, "
+        "so set algo.group_size >= 2 (or use algo=ppo, whose GAE needs no group)",
+        e,
+    )
     _check(a.group_size >= 1, "algo.group_size must be >= 1", e)
-    _check(not a.dynamic_sampling or a.group_size >= 2,
-           "algo.dynamic_sampling drops groups with equal rewards, so it needs algo.group_size >= 2", e)
+    _check(
+        not a.dynamic_sampling or a.group_size >= 2,
+        "algo.dynamic_sampling drops groups with equal rewards, so it needs algo.group_size >= 2",
+        e,
+    )
     rows = t.prompts_per_step * a.group_size
-    _check(a.minibatches >= 1 and rows % max(a.minibatches, 1) == 0,
-           f"train.prompts_per_step * algo.group_size = {rows} rollouts is not divisible by "
-           f"algo.minibatches={a.minibatches}: change one of them", e)
+    _check(
+        a.minibatches >= 1 and rows % max(a.minibatches, 1) == 0,
+        f"train.prompts_per_step * algo.group_size = {rows} rollouts is not divisible by "
+        f"algo.minibatches={a.minibatches}: change one of them",
+        e,
+    )
     _check(a.epochs >= 1, f"algo.epochs={a.epochs}: must be >= 1", e)
     _check(a.clip_low >= 0 and a.clip_high >= 0, "algo.clip_low/clip_high must be >= 0", e)
-    _check(a.dual_clip is None or a.dual_clip > 1, f"algo.dual_clip={a.dual_clip}: must be > 1 or null", e)
+    _check(
+        a.dual_clip is None or a.dual_clip > 1,
+        f"algo.dual_clip={a.dual_clip}: must be > 1 or null",
+        e,
+    )
     _check(a.micro_batch_tokens >= 1, "algo.micro_batch_tokens must be >= 1", e)
-    _check(t.steps >= 1 and t.prompts_per_step >= 1, "train.steps and train.prompts_per_step must be >= 1", e)
-    _check(t.stop_after is None or 1 <= t.stop_after <= t.steps,
-           f"train.stop_after={t.stop_after}: must lie in [1, train.steps={t.steps}]", e)
-    _check(0 <= o.warmup_steps <= t.steps,
-           f"optim.warmup_steps={o.warmup_steps} must lie in [0, train.steps={t.steps}]", e)
-    _check(o.lr > 0 and o.min_lr >= 0 and o.initial_lr >= 0, "optim.lr must be > 0; min_lr, initial_lr >= 0", e)
+    _check(
+        t.steps >= 1 and t.prompts_per_step >= 1,
+        "train.steps and train.prompts_per_step must be >= 1",
+        e,
+    )
+    _check(
+        t.stop_after is None or 1 <= t.stop_after <= t.steps,
+        f"train.stop_after={t.stop_after}: must lie in [1, train.steps={t.steps}]",
+        e,
+    )
+    _check(
+        0 <= o.warmup_steps <= t.steps,
+        f"optim.warmup_steps={o.warmup_steps} must lie in [0, train.steps={t.steps}]",
+        e,
+    )
+    _check(
+        o.lr > 0 and o.min_lr >= 0 and o.initial_lr >= 0,
+        "optim.lr must be > 0; min_lr, initial_lr >= 0",
+        e,
+    )
     _check(cfg.sampling.temperature >= 0, "sampling.temperature must be >= 0", e)
     _check(cfg.sampling.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1", e)
-    _check(cfg.log.wandb.mode in ("offline", "online", "disabled"),
-           f"log.wandb.mode={cfg.log.wandb.mode!r}: offline, online or disabled", e)
-    _check(cfg.model.dtype in ("float32", "bfloat16"), f"model.dtype={cfg.model.dtype!r}: float32 or bfloat16", e)
+    _check(
+        cfg.log.wandb.mode in ("offline", "online", "disabled"),
+        f"log.wandb.mode={cfg.log.wandb.mode!r}: offline, online or disabled",
+        e,
+    )
+    _check(
+        cfg.model.dtype in ("float32", "bfloat16"),
+        f"model.dtype={cfg.model.dtype!r}: float32 or bfloat16",
+        e,
+    )
     if e:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(e))
     return cfg

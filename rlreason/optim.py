@@ -12,6 +12,7 @@
 
 Not here: the training loop (rl/trainer.py, sft.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,20 @@ import torch
 import torch.nn as nn
 
 
-def lr_at(step: int, *, warmup_steps: int, total_steps: int, initial_lr: float, peak_lr: float,
-          min_lr: float) -> float:
+def lr_at(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    initial_lr: float,
+    peak_lr: float,
+    min_lr: float,
+) -> float:
     if total_steps <= 0 or warmup_steps < 0 or warmup_steps > total_steps:
-        raise ValueError(f"lr_at: need 0 <= warmup_steps ({warmup_steps}) <= total_steps "
-                         f"({total_steps}) and total_steps > 0")
+        raise ValueError(
+            f"lr_at: need 0 <= warmup_steps ({warmup_steps}) <= total_steps "
+            f"({total_steps}) and total_steps > 0"
+        )
     if step < 0:
         raise ValueError(f"lr_at: step must be >= 0, got {step}")
     if step < warmup_steps:
@@ -40,8 +50,13 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def build_adamw(model: nn.Module, lr: float, weight_decay: float = 0.0,
-                betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8) -> torch.optim.AdamW:
+def build_adamw(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.95),
+    eps: float = 1e-8,
+) -> torch.optim.AdamW:
     decay, no_decay = [], []
     seen = set()
     for p in model.parameters():
@@ -51,30 +66,58 @@ def build_adamw(model: nn.Module, lr: float, weight_decay: float = 0.0,
         (decay if p.ndim >= 2 else no_decay).append(p)
     if not decay and not no_decay:
         raise ValueError("build_adamw: the model has no trainable parameters")
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas), eps=eps)
 
 
-def clip_gradients(params, max_norm: float | None, *, step: int = 0, warmup_steps: int = 0,
-                   after_warmup_only: bool = False) -> float:
+def clip_gradients(
+    params,
+    max_norm: float | None,
+    *,
+    step: int = 0,
+    warmup_steps: int = 0,
+    after_warmup_only: bool = False,
+) -> float:
     """Clip the global grad norm to `max_norm` (None/<=0: never); return the norm before clipping."""
     params = [p for p in params if p.grad is not None]
     if not params:
         return 0.0
-    active = max_norm is not None and max_norm > 0 and not (after_warmup_only and step < warmup_steps)
+    active = (
+        max_norm is not None and max_norm > 0 and not (after_warmup_only and step < warmup_steps)
+    )
     limit = max_norm if active else float("inf")
     return float(torch.nn.utils.clip_grad_norm_(params, limit))
 
 
-def plot_schedule(path: str | Path, *, warmup_steps: int, total_steps: int, initial_lr: float,
-                  peak_lr: float, min_lr: float) -> Path:
+def plot_schedule(
+    path: str | Path,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    initial_lr: float,
+    peak_lr: float,
+    min_lr: float,
+) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     steps = list(range(total_steps + 1))
-    lrs = [lr_at(s, warmup_steps=warmup_steps, total_steps=total_steps, initial_lr=initial_lr,
-                 peak_lr=peak_lr, min_lr=min_lr) for s in steps]
+    lrs = [
+        lr_at(
+            s,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            initial_lr=initial_lr,
+            peak_lr=peak_lr,
+            min_lr=min_lr,
+        )
+        for s in steps
+    ]
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(steps, lrs)
     ax.axvline(warmup_steps, ls="--", lw=0.8, color="grey")

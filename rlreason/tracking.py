@@ -7,6 +7,7 @@ W&B run. JSONL lines are `{"step": N, ...metrics}` in `<run_dir>/metrics.jsonl`.
 
 Not here: what to log (the trainer decides), plots (experiments/report/build.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ class Logger(Protocol):
     run_id: str | None
 
     def log(self, metrics: dict[str, float], step: int) -> None: ...
-    def log_table(self, name: str, columns: list[str], rows: list[list[Any]], step: int) -> None: ...
+    def log_table(
+        self, name: str, columns: list[str], rows: list[list[Any]], step: int
+    ) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -53,45 +56,83 @@ class JSONLLogger(NullLogger):
 
     def log(self, metrics, step):
         with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}) + "\n")
+            f.write(
+                json.dumps({"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}) + "\n"
+            )
 
     def log_table(self, name, columns, rows, step):
         with (self.dir / f"{name.replace('/', '_')}.jsonl").open("a", encoding="utf-8") as f:
             for row in rows:
-                f.write(json.dumps({"step": step, **dict(zip(columns, row))}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps({"step": step, **dict(zip(columns, row))}, ensure_ascii=False) + "\n"
+                )
 
 
 class ConsoleLogger(NullLogger):
     """Prints a compact line of selected metrics every `every` steps (and for eval metrics)."""
 
-    KEYS = ("reward/total/mean", "accuracy", "rollout/length_mean", "policy/kl", "policy/entropy",
-            "policy/grad_norm", "lr", "perf/tokens_per_s")
+    KEYS = (
+        "reward/total/mean",
+        "accuracy",
+        "rollout/length_mean",
+        "policy/kl",
+        "policy/entropy",
+        "policy/grad_norm",
+        "lr",
+        "perf/tokens_per_s",
+    )
 
     def __init__(self, every: int = 10, stream=None):
         self.every, self.stream = max(every, 1), stream or sys.stdout
 
     def log(self, metrics, step):
-        evals = {k: v for k, v in metrics.items() if k.startswith("eval/") and "/difficulty/" not in k
-                 and not k.endswith(("_lo", "_hi"))}
+        evals = {
+            k: v
+            for k, v in metrics.items()
+            if k.startswith("eval/") and "/difficulty/" not in k and not k.endswith(("_lo", "_hi"))
+        }
         if evals:
             body = " ".join(f"{k[5:]}={v:.3f}" for k, v in sorted(evals.items()))
             print(f"[eval step {step}] {body}", file=self.stream, flush=True)
         if step % self.every == 0 and any(k in metrics for k in self.KEYS):
-            body = " ".join(f"{k.split('/')[-2] if k.endswith('/mean') else k.split('/')[-1]}="
-                            f"{metrics[k]:.4g}" for k in self.KEYS if k in metrics)
+            body = " ".join(
+                f"{k.split('/')[-2] if k.endswith('/mean') else k.split('/')[-1]}={metrics[k]:.4g}"
+                for k in self.KEYS
+                if k in metrics
+            )
             print(f"[step {step}] {body}", file=self.stream, flush=True)
 
 
 class WandbLogger(NullLogger):
-    def __init__(self, run_dir: str | Path, config: dict, *, mode: str = "offline",
-                 project: str = "rlreason", entity=None, group=None, name=None, tags=(),
-                 run_id: str | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: dict,
+        *,
+        mode: str = "offline",
+        project: str = "rlreason",
+        entity=None,
+        group=None,
+        name=None,
+        tags=(),
+        run_id: str | None = None,
+    ):
         import wandb
+
         self._wandb = wandb
-        self.run = wandb.init(project=project, entity=entity, group=group, name=name,
-                              tags=list(tags), config=config, dir=str(run_dir), mode=mode,
-                              id=run_id, resume="allow" if run_id else None,
-                              settings=wandb.Settings(console="off", silent=True))
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            group=group,
+            name=name,
+            tags=list(tags),
+            config=config,
+            dir=str(run_dir),
+            mode=mode,
+            id=run_id,
+            resume="allow" if run_id else None,
+            settings=wandb.Settings(console="off", silent=True),
+        )
         self.run_id = self.run.id
 
     def log(self, metrics, step):
@@ -122,12 +163,23 @@ class MultiLogger(NullLogger):
             lg.finish()
 
 
-def build_logger(run_dir: str | Path, config: dict, wandb_cfg, console_every: int = 10,
-                 run_id: str | None = None) -> MultiLogger:
+def build_logger(
+    run_dir: str | Path, config: dict, wandb_cfg, console_every: int = 10, run_id: str | None = None
+) -> MultiLogger:
     """JSONL + console, plus W&B unless its mode is "disabled"."""
     loggers: list = [JSONLLogger(run_dir), ConsoleLogger(console_every)]
     if wandb_cfg.mode != "disabled":
-        loggers.append(WandbLogger(run_dir, config, mode=wandb_cfg.mode, project=wandb_cfg.project,
-                                   entity=wandb_cfg.entity, group=wandb_cfg.group,
-                                   name=wandb_cfg.name, tags=wandb_cfg.tags, run_id=run_id))
+        loggers.append(
+            WandbLogger(
+                run_dir,
+                config,
+                mode=wandb_cfg.mode,
+                project=wandb_cfg.project,
+                entity=wandb_cfg.entity,
+                group=wandb_cfg.group,
+                name=wandb_cfg.name,
+                tags=wandb_cfg.tags,
+                run_id=run_id,
+            )
+        )
     return MultiLogger(*loggers)

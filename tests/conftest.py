@@ -5,7 +5,7 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-torch.set_num_threads(1)   # tiny models: threads only add contention
+torch.set_num_threads(1)  # tiny models: threads only add contention
 
 from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from rlreason.model.gpt import GPTConfig
 from rlreason.sampling.beam import LENGTH_PENALTIES, beam_search
 from rlreason.sampling.engine import generate
-from rlreason.model.gpt import GPTConfig
 
-PROMPTS = [[5, 9, 11, 3], [7], [12, 13, 14, 15, 16, 17, 18], [4, 4]]   # mixed lengths
+PROMPTS = [[5, 9, 11, 3], [7], [12, 13, 14, 15, 16, 17, 18], [4, 4]]  # mixed lengths
 EOS = 2
 
 
@@ -28,19 +28,25 @@ class Bigram(nn.Module):
             table[a] = rest
             for b, p in probs.items():
                 table[a, b] = p
-        self.logp = nn.Parameter(table.log().float())                  # (V, V)
+        self.logp = nn.Parameter(table.log().float())  # (V, V)
 
     def forward(self, ids, kv_cache=None, positions=None, key_mask=None):
         if kv_cache is not None:
             kv_cache.advance(ids.shape[1])
-        return self.logp[ids]                                           # (B, T, V)
+        return self.logp[ids]  # (B, T, V)
 
 
 # greedy takes 3 (0.6) then EOS (0.3): 0.18; the path through 4 (0.4) then EOS (0.9) is 0.359
 MYOPIC = {1: {3: 0.6, 4: 0.399}, 3: {2: 0.3, 5: 0.25, 6: 0.25, 7: 0.199}, 4: {2: 0.9, 5: 0.099}}
 # A = [3, EOS]: short and likely; B = [4, 5, 6, EOS]: longer, higher mean log-prob
-TWO_LENGTHS = {1: {3: 0.6, 4: 0.399}, 3: {2: 0.9, 7: 0.099}, 4: {5: 0.999}, 5: {6: 0.999},
-               6: {2: 0.999}, 7: {7: 0.999}}
+TWO_LENGTHS = {
+    1: {3: 0.6, 4: 0.399},
+    3: {2: 0.9, 7: 0.099},
+    4: {5: 0.999},
+    5: {6: 0.999},
+    6: {2: 0.999},
+    7: {7: 0.999},
+}
 SUM_A = math.log(0.6) + math.log(0.9)
 SUM_B = math.log(0.399) + 3 * math.log(0.999)
 
@@ -53,17 +59,26 @@ def eos_and_stop(model):
 
 def teacher_forced_logprobs(model, prompt, completion):
     ids = torch.tensor([prompt + completion])
-    logp = torch.log_softmax(model(ids)[0].float(), -1)                 # (T, V), no cache
+    logp = torch.log_softmax(model(ids)[0].float(), -1)  # (T, V), no cache
     return [logp[len(prompt) - 1 + i, tok].item() for i, tok in enumerate(completion)]
 
 
 @pytest.mark.parametrize("penalty,norm", [(1.0, "simple"), (0.0, "simple"), (2.0, "gnmt")])
 def test_width_one_equals_greedy_for_mixed_prompt_lengths(tiny_model, penalty, norm):
     eos, stop = eos_and_stop(tiny_model)
-    greedy = generate(tiny_model, PROMPTS, n=1, max_new_tokens=12, temperature=0, eos_id=eos,
-                      stop_ids=stop)
-    beam = beam_search(tiny_model, PROMPTS, beam_width=1, max_new_tokens=12, eos_id=eos,
-                       stop_ids=stop, length_penalty=penalty, length_norm=norm)
+    greedy = generate(
+        tiny_model, PROMPTS, n=1, max_new_tokens=12, temperature=0, eos_id=eos, stop_ids=stop
+    )
+    beam = beam_search(
+        tiny_model,
+        PROMPTS,
+        beam_width=1,
+        max_new_tokens=12,
+        eos_id=eos,
+        stop_ids=stop,
+        length_penalty=penalty,
+        length_norm=norm,
+    )
     assert {"eos", "stop"} <= set(greedy.finish_reasons)
     assert beam.best.completion_ids == greedy.completion_ids
     assert beam.best.finish_reasons == greedy.finish_reasons
@@ -73,8 +88,15 @@ def test_width_one_equals_greedy_for_mixed_prompt_lengths(tiny_model, penalty, n
 
 def test_every_beam_log_prob_equals_the_uncached_teacher_forced_log_prob(tiny_model):
     eos, stop = eos_and_stop(tiny_model)
-    r = beam_search(tiny_model, PROMPTS, beam_width=3, max_new_tokens=10, eos_id=eos,
-                    stop_ids=stop, length_penalty=0.7)
+    r = beam_search(
+        tiny_model,
+        PROMPTS,
+        beam_width=3,
+        max_new_tokens=10,
+        eos_id=eos,
+        stop_ids=stop,
+        length_penalty=0.7,
+    )
     for prompt, hyps in zip(PROMPTS, r.hypotheses):
         assert 1 <= len(hyps) <= 3
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
@@ -88,7 +110,7 @@ def test_a_batch_of_prompts_gives_the_same_beams_as_each_prompt_alone(tiny_model
     eos, stop = eos_and_stop(tiny_model)
     kw = dict(beam_width=3, max_new_tokens=10, eos_id=eos, stop_ids=stop)
     batched = beam_search(tiny_model, PROMPTS, **kw)
-    assert len({len(h[0].ids) for h in batched.hypotheses}) > 1       # prompts end at different steps
+    assert len({len(h[0].ids) for h in batched.hypotheses}) > 1  # prompts end at different steps
     for prompt, hyps in zip(PROMPTS, batched.hypotheses):
         alone = beam_search(tiny_model, [prompt], **kw).hypotheses[0]
         assert [h.ids for h in hyps] == [h.ids for h in alone]
@@ -99,8 +121,9 @@ def test_width_two_finds_the_likelier_sequence_that_greedy_misses():
     model = Bigram(MYOPIC)
     greedy = generate(model, [[1]], n=1, max_new_tokens=5, temperature=0, eos_id=EOS)
     assert greedy.completion_ids == [[3, EOS]]
-    assert beam_search(model, [[1]], beam_width=1, max_new_tokens=5, eos_id=EOS,
-                       length_penalty=0.0).best.completion_ids == [[3, EOS]]
+    assert beam_search(
+        model, [[1]], beam_width=1, max_new_tokens=5, eos_id=EOS, length_penalty=0.0
+    ).best.completion_ids == [[3, EOS]]
     r = beam_search(model, [[1]], beam_width=2, max_new_tokens=5, eos_id=EOS, length_penalty=0.0)
     assert [h.ids for h in r.hypotheses[0]] == [[4, EOS], [3, EOS]]
     assert r.scores[0] == pytest.approx([math.log(0.399 * 0.9), math.log(0.6 * 0.3)], abs=1e-5)
@@ -108,24 +131,42 @@ def test_width_two_finds_the_likelier_sequence_that_greedy_misses():
     assert r.best.logprobs[0].tolist() == pytest.approx([math.log(0.399), math.log(0.9)], abs=1e-5)
 
 
-@pytest.mark.parametrize("penalty,norm,winner", [
-    (0.0, "simple", [3, EOS]),            # sums: -0.616 vs -0.922
-    (1.0, "simple", [4, 5, 6, EOS]),      # means: -0.308 vs -0.231
-    (1.0, "gnmt", [3, EOS]),              # / (7/6) vs / (9/6): -0.528 vs -0.615
-])
+@pytest.mark.parametrize(
+    "penalty,norm,winner",
+    [
+        (0.0, "simple", [3, EOS]),  # sums: -0.616 vs -0.922
+        (1.0, "simple", [4, 5, 6, EOS]),  # means: -0.308 vs -0.231
+        (1.0, "gnmt", [3, EOS]),  # / (7/6) vs / (9/6): -0.528 vs -0.615
+    ],
+)
 def test_length_penalty_changes_the_pick_as_computed_by_hand(penalty, norm, winner):
-    r = beam_search(Bigram(TWO_LENGTHS), [[1]], beam_width=2, max_new_tokens=8, eos_id=EOS,
-                    length_penalty=penalty, length_norm=norm)
+    r = beam_search(
+        Bigram(TWO_LENGTHS),
+        [[1]],
+        beam_width=2,
+        max_new_tokens=8,
+        eos_id=EOS,
+        length_penalty=penalty,
+        length_norm=norm,
+    )
     by_ids = {tuple(h.ids): h.score for h in r.hypotheses[0]}
     pen = LENGTH_PENALTIES[norm]
-    assert by_ids == pytest.approx({(3, EOS): SUM_A / pen(2, penalty),
-                                    (4, 5, 6, EOS): SUM_B / pen(4, penalty)}, abs=1e-5)
+    assert by_ids == pytest.approx(
+        {(3, EOS): SUM_A / pen(2, penalty), (4, 5, 6, EOS): SUM_B / pen(4, penalty)}, abs=1e-5
+    )
     assert r.best.completion_ids == [winner]
 
 
 def test_stop_sequences_match_each_beam_own_tokens_and_stay_in_the_completion():
-    r = beam_search(Bigram(TWO_LENGTHS), [[1], [5]], beam_width=2, max_new_tokens=8, eos_id=EOS,
-                    stop_ids=[[5, 6]], length_penalty=1.0)
+    r = beam_search(
+        Bigram(TWO_LENGTHS),
+        [[1], [5]],
+        beam_width=2,
+        max_new_tokens=8,
+        eos_id=EOS,
+        stop_ids=[[5, 6]],
+        length_penalty=1.0,
+    )
     first = {tuple(h.ids): h.finish_reason for h in r.hypotheses[0]}
     assert first == {(3, EOS): "eos", (4, 5, 6): "stop"}
     # the second prompt ends in 5, but a stop sequence is matched on the completion only
@@ -146,12 +187,15 @@ def test_beam_search_is_deterministic(tiny_model):
     assert a.scores == b.scores
 
 
-@pytest.mark.parametrize("kw,message", [
-    ({"beam_width": 0}, "beam_width >= 1"),
-    ({"beam_width": 7}, "at least 14 tokens"),
-    ({"length_norm": "cubic"}, "length_norm='cubic'"),
-    ({"max_new_tokens": 70}, "max_seq_len"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"beam_width": 0}, "beam_width >= 1"),
+        ({"beam_width": 7}, "at least 14 tokens"),
+        ({"length_norm": "cubic"}, "length_norm='cubic'"),
+        ({"max_new_tokens": 70}, "max_seq_len"),
+    ],
+)
 def test_bad_arguments_are_rejected_with_the_setting_named(kw, message):
     args = {"beam_width": 2, "max_new_tokens": 4, **kw}
     with pytest.raises(ValueError, match=message):
@@ -161,7 +205,8 @@ def test_bad_arguments_are_rejected_with_the_setting_named(kw, message):
 def test_an_ending_continuation_ranked_below_the_width_is_not_kept():
     # after [1]: EOS (rank 0) finishes, 3 (rank 1) lives, stop token 5 (rank 2) is dropped, 4 lives
     model = Bigram({1: {EOS: 0.4, 3: 0.3, 5: 0.2, 4: 0.099}, 3: {EOS: 0.999}, 4: {EOS: 0.999}})
-    r = beam_search(model, [[1]], beam_width=2, max_new_tokens=4, eos_id=EOS, stop_ids=[[5]],
-                    length_penalty=0.0)
+    r = beam_search(
+        model, [[1]], beam_width=2, max_new_tokens=4, eos_id=EOS, stop_ids=[[5]], length_penalty=0.0
+    )
     assert [h.ids for h in r.hypotheses[0]] == [[EOS], [3, EOS]]
     assert r.scores[0] == pytest.approx([math.log(0.4), math.log(0.3 * 0.999)], abs=1e-5)

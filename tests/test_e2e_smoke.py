@@ -1,4 +1,5 @@
 """End-to-end smoke run of the default experiment at a tiny budget (a tiny cached base, 3 steps)."""
+
 import json
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from rlreason.lm_train import LMTrainConfig
 TINY_BASE = PretrainConfig(
     corpus=CorpusConfig(n_docs=200, n_train=60, n_eval=20),
     model=ModelShape(n_layer=1, n_head=2, d_model=32, max_seq_len=128),
-    train=LMTrainConfig(steps=5, batch_size=8, warmup_steps=1), anneal=None,
-    eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12))
+    train=LMTrainConfig(steps=5, batch_size=8, warmup_steps=1),
+    anneal=None,
+    eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12),
+)
 
 
 def compose(overrides):
@@ -22,6 +25,7 @@ def compose(overrides):
     from omegaconf import OmegaConf
 
     from rlreason.config import Config
+
     ConfigStore.instance().store(name="base_config", node=Config)
     with initialize_config_dir(str(Path("experiments/conf").resolve()), version_base=None):
         return OmegaConf.to_object(hydra_compose("config", overrides=overrides))
@@ -30,15 +34,37 @@ def compose(overrides):
 @pytest.mark.timeout(300)
 def test_the_default_experiment_writes_a_consistent_run_directory(tmp_path):
     from experiments.train import run
+
     base = ensure_base(TINY_BASE, tmp_path / "cache", log=lambda *a: None)
     run_dir = tmp_path / "run"
-    cfg = compose(["model=local", f"model.path={base}", "train.steps=3", "optim.warmup_steps=1",
-                   "train.prompts_per_step=2", "eval.n_problems=4", "eval.samples=2", "eval.every=2",
-                   "sampling.max_new_tokens=16", "train.progress=false", "log.samples_every=1",
-                   f"log.run_dir={run_dir}", "env.options.n_train=60", "env.options.n_eval=20"])
+    cfg = compose(
+        [
+            "model=local",
+            f"model.path={base}",
+            "train.steps=3",
+            "optim.warmup_steps=1",
+            "train.prompts_per_step=2",
+            "eval.n_problems=4",
+            "eval.samples=2",
+            "eval.every=2",
+            "sampling.max_new_tokens=16",
+            "train.progress=false",
+            "log.samples_every=1",
+            f"log.run_dir={run_dir}",
+            "env.options.n_train=60",
+            "env.options.n_eval=20",
+        ]
+    )
     assert cfg.name == "r1_zero_tiny" and cfg.log.wandb.mode == "offline"
     summary = run(cfg)
-    for name in ("config.yaml", "metrics.jsonl", "summary.json", "report.md", "latest", "samples.jsonl"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "report.md",
+        "latest",
+        "samples.jsonl",
+    ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "wandb").glob("offline-run-*")), "no offline W&B run"
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -52,9 +78,13 @@ def test_the_default_experiment_writes_a_consistent_run_directory(tmp_path):
     first_eval = next(r for r in rows if r["step"] == 0)
     assert on_disk["before"]["eval/pass@1"] == first_eval["eval/pass@1"]
     assert (run_dir / "latest").read_text().strip().endswith("step_000003")
-    model = json.loads((run_dir / "model.json").read_text())   # the checkpoint's shape, not model.*
+    model = json.loads((run_dir / "model.json").read_text())  # the checkpoint's shape, not model.*
     assert model["source"] == "local" and model["path"] == str(base)
-    assert {k: model["config"][k] for k in ("flavour", "n_layer", "n_head", "d_model")} == \
-        {"flavour": "gpt2", "n_layer": 1, "n_head": 2, "d_model": 32}
+    assert {k: model["config"][k] for k in ("flavour", "n_layer", "n_head", "d_model")} == {
+        "flavour": "gpt2",
+        "n_layer": 1,
+        "n_head": 2,
+        "d_model": 32,
+    }
     assert model["trainable"] == model["parameters"] > 0 and model["lora"] is False
     assert "greedy" in (run_dir / "report.md").read_text().lower()

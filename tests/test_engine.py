@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from rlreason.sampling.engine import draw, filter_logits, generate
 from rlreason.model.gpt import GPT
+from rlreason.sampling.engine import draw, filter_logits, generate
 
 from .conftest import tiny_config
 
@@ -13,7 +13,7 @@ def greedy_by_recomputation(model, prompt, steps):
     ids = torch.tensor([prompt])
     for _ in range(steps):
         ids = torch.cat([ids, model(ids)[0, -1].argmax().view(1, 1)], 1)
-    return ids[0, len(prompt):].tolist()
+    return ids[0, len(prompt) :].tolist()
 
 
 def test_greedy_cached_decoding_equals_full_recomputation_for_mixed_prompt_lengths(tiny_model):
@@ -27,9 +27,9 @@ def test_sampler_logprobs_equal_the_recomputed_logprobs(tiny_model):
     r = generate(tiny_model, PROMPTS, n=2, max_new_tokens=10, temperature=0.7, seed=3)
     for b, (p, c) in enumerate(zip(r.prompt_ids, r.completion_ids)):
         ids = torch.tensor([p + c])
-        logits = tiny_model(ids)[0, len(p) - 1:-1] / 0.7                 # (T, V)
+        logits = tiny_model(ids)[0, len(p) - 1 : -1] / 0.7  # (T, V)
         ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c)[:, None])[:, 0]
-        torch.testing.assert_close(r.logprobs[b, :len(c)], ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(r.logprobs[b, : len(c)], ref, atol=1e-5, rtol=1e-5)
 
 
 def test_prefix_sharing_equals_repeating_the_prompt_n_times(tiny_model):
@@ -56,7 +56,7 @@ def test_stop_sequences_and_eos_end_each_row_independently():
     scripts = [[3, 4, 5, 6, 7, 8], [9, 2, 9, 9, 9, 9], [3, 3, 3, 3, 3, 3]]
     step = {"t": 0}
 
-    def force(module, inputs, output):                      # output (3, T, V)
+    def force(module, inputs, output):  # output (3, T, V)
         forced = torch.full_like(output, -1e4)
         for b, script in enumerate(scripts):
             forced[b, -1, script[step["t"]]] = 0.0
@@ -64,9 +64,17 @@ def test_stop_sequences_and_eos_end_each_row_independently():
         return forced
 
     handle = model.lm_head.register_forward_hook(force)
-    try:   # one-token prompts and n=1 keep the batch at 3 rows; no compaction keeps row order
-        r = generate(model, [[1], [1], [1]], n=1, max_new_tokens=6, temperature=0, eos_id=2,
-                     stop_ids=[[5, 6], [11]], compact=False)
+    try:  # one-token prompts and n=1 keep the batch at 3 rows; no compaction keeps row order
+        r = generate(
+            model,
+            [[1], [1], [1]],
+            n=1,
+            max_new_tokens=6,
+            temperature=0,
+            eos_id=2,
+            stop_ids=[[5, 6], [11]],
+            compact=False,
+        )
     finally:
         handle.remove()
     assert r.completion_ids == [[3, 4, 5, 6], [9, 2], [3, 3, 3, 3, 3, 3]]
@@ -89,7 +97,9 @@ def test_top_k_and_top_p_keep_the_expected_tokens():
     assert torch.isfinite(filter_logits(logits, 2, None)).tolist() == [[True, True, False, False]]
     assert torch.isfinite(filter_logits(logits, None, 0.8)).tolist() == [[True, True, False, False]]
     assert torch.isfinite(filter_logits(logits, None, 0.81)).tolist() == [[True, True, True, False]]
-    assert torch.isfinite(filter_logits(logits, None, 0.1)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, None, 0.1)).tolist() == [
+        [True, False, False, False]
+    ]
 
 
 def test_top_k_one_sampling_is_greedy(tiny_model):
@@ -98,10 +108,15 @@ def test_top_k_one_sampling_is_greedy(tiny_model):
     assert g.completion_ids == k1.completion_ids
 
 
-@pytest.mark.parametrize("kw, msg", [
-    (dict(n=0), "n >= 1"), (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"),
-    (dict(max_new_tokens=1000), "max_seq_len"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(n=0), "n >= 1"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(max_new_tokens=1000), "max_seq_len"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(tiny_model, kw, msg):
     args = dict(n=1, max_new_tokens=4)
     args.update(kw)
@@ -118,22 +133,24 @@ def test_prompt_ids_outside_the_vocabulary_are_a_clear_error(tiny_model, prompts
 def test_texts_are_decoded_with_the_given_tokenizer(tiny_model):
     class Tok:
         pad_id, eos_id = 0, None
+
         def decode(self, ids):
             return ",".join(map(str, ids))
+
     r = generate(tiny_model, PROMPTS, n=1, max_new_tokens=3, temperature=0, tokenizer=Tok())
     assert r.texts == [",".join(map(str, c)) for c in r.completion_ids]
 
 
 def test_draw_picks_the_token_whose_interval_holds_u_and_skips_empty_intervals():
-    probs = torch.tensor([0.2, 0.0, 0.5, 0.3]).expand(6, 4)        # CDF 0.2, 0.2, 0.7, 1.0
+    probs = torch.tensor([0.2, 0.0, 0.5, 0.3]).expand(6, 4)  # CDF 0.2, 0.2, 0.7, 1.0
     u = torch.tensor([[0.0], [0.1999], [0.2], [0.69], [0.71], [0.9999]])
     assert draw(probs, u).tolist() == [0, 0, 2, 2, 3, 3]
 
 
 def test_draw_never_lands_on_a_zero_probability_tail_even_at_u_equal_one():
-    probs = torch.tensor([[0.5, 0.5, 0.0, 0.0], [2.0, 0.0, 6.0, 0.0]])   # rows need not sum to 1
-    assert draw(probs, torch.ones(2, 1)).tolist() == [1, 2]      # u*total == total
-    assert draw(probs, torch.tensor([[0.3], [0.3]])).tolist() == [0, 2]   # 2.4 of 8 → 2
+    probs = torch.tensor([[0.5, 0.5, 0.0, 0.0], [2.0, 0.0, 6.0, 0.0]])  # rows need not sum to 1
+    assert draw(probs, torch.ones(2, 1)).tolist() == [1, 2]  # u*total == total
+    assert draw(probs, torch.tensor([[0.3], [0.3]])).tolist() == [0, 2]  # 2.4 of 8 → 2
 
 
 def test_draw_frequencies_match_the_probabilities_and_zeros_are_never_drawn():
@@ -160,13 +177,17 @@ def test_a_model_with_nan_weights_fails_sampling_with_a_clear_error(tiny_model):
 
 
 def test_draw_across_blocks_skips_zero_blocks_and_reaches_the_partial_last_block():
-    p = torch.zeros(1000)                       # blocks of 256: [0,256) [256,512) [512,768) tail
-    p[3], p[300], p[800], p[999] = 0.2, 0.3, 0.1, 0.4                     # block [512,768) empty
+    p = torch.zeros(1000)  # blocks of 256: [0,256) [256,512) [512,768) tail
+    p[3], p[300], p[800], p[999] = 0.2, 0.3, 0.1, 0.4  # block [512,768) empty
     u = torch.tensor([[0.0], [0.1999], [0.2001], [0.4999], [0.5001], [0.5999], [0.6001], [1.0]])
     assert draw(p.expand(8, 1000), u).tolist() == [3, 3, 300, 300, 800, 800, 999, 999]
     n = 100_000
-    counts = torch.bincount(draw(p.expand(n, 1000), torch.rand(n, 1, generator=torch.Generator()
-                                                                .manual_seed(1))), minlength=1000)
+    counts = torch.bincount(
+        draw(p.expand(n, 1000), torch.rand(n, 1, generator=torch.Generator().manual_seed(1))),
+        minlength=1000,
+    )
     assert set(counts.nonzero()[:, 0].tolist()) == {3, 300, 800, 999}
     expected = n * p[[3, 300, 800, 999]]
-    assert ((counts[[3, 300, 800, 999]] - expected).abs() <= 5 * (expected * (1 - expected / n)).sqrt()).all()
+    assert (
+        (counts[[3, 300, 800, 999]] - expected).abs() <= 5 * (expected * (1 - expected / n)).sqrt()
+    ).all()

@@ -1,4 +1,5 @@
 """Arithmetic: answers against an independent computation, knobs and errors."""
+
 import re
 
 import pytest
@@ -35,11 +36,14 @@ def test_arithmetic_prompts_are_short_ascii_for_the_char_model():
     assert all(t.prompt.isascii() and len(t.prompt) <= 8 for t in env.train)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(ops=("/",)), "unknown op"),
-    (dict(digits=2, min_digits=3), "min_digits <= digits"),
-    (dict(n_train=-1), "n_train must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(ops=("/",)), "unknown op"),
+        (dict(digits=2, min_digits=3), "min_digits <= digits"),
+        (dict(n_train=-1), "n_train must be a non-negative int"),
+    ],
+)
 def test_arithmetic_bad_settings_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_env("arithmetic", **kwargs)

@@ -1,4 +1,5 @@
 """Env registry, protocol, seeded splits: invariants shared by every built-in env."""
+
 import pytest
 
 from envs.base import ENVS, Env, Task, build_env, sample_unique_splits, shuffle_split
@@ -82,8 +83,9 @@ def test_a_task_space_too_small_for_the_request_is_an_error_not_a_hang():
 
 def test_sample_unique_splits_draws_eval_first_and_numbers_ids():
     counter = iter(range(1000))
-    train, eval_ = sample_unique_splits(lambda rng: Task(prompt=str(next(counter) // 2)),
-                                        n_train=3, n_eval=2, seed=0, name="t")
+    train, eval_ = sample_unique_splits(
+        lambda rng: Task(prompt=str(next(counter) // 2)), n_train=3, n_eval=2, seed=0, name="t"
+    )
     assert [t.prompt for t in eval_] == ["0", "1"]  # every prompt is drawn twice; dupes dropped
     assert [t.prompt for t in train] == ["2", "3", "4"]
     assert [t.meta["id"] for t in train] == ["t/train/0", "t/train/1", "t/train/2"]
@@ -92,14 +94,20 @@ def test_sample_unique_splits_draws_eval_first_and_numbers_ids():
 def test_shuffle_split_partitions_the_pool():
     pool = [Task(prompt=str(i)) for i in range(10)]
     train, eval_ = shuffle_split(pool, 3, seed=5)
-    assert len(eval_) == 3 and sorted(t.prompt for t in train + eval_) == sorted(map(str, range(10)))
+    assert len(eval_) == 3 and sorted(t.prompt for t in train + eval_) == sorted(
+        map(str, range(10))
+    )
     with pytest.raises(ValueError, match="n_eval=11"):
         shuffle_split(pool, 11, seed=5)
 
 
 def test_task_round_trips_through_json():
-    t = Task(prompt="1+1=", answer="2", tests=[{"call": "f()", "expected": "1"}],
-             meta={"difficulty": 1, "numbers": [1, 2]})
+    t = Task(
+        prompt="1+1=",
+        answer="2",
+        tests=[{"call": "f()", "expected": "1"}],
+        meta={"difficulty": 1, "numbers": [1, 2]},
+    )
     assert Task.from_json(t.to_json()) == t
 
 

@@ -1,5 +1,6 @@
 """The built-in code problems: well-formed data, and in the sandbox every reference solution
 passes its tests while every deliberately wrong solution fails at least one."""
+
 import re
 
 import pytest
@@ -70,8 +71,7 @@ def test_code_tasks_carry_tests_and_entry_point_but_no_solution():
 def test_code_env_filters_by_kind_and_difficulty():
     env = build_env("code", kinds=("stdio",), max_difficulty=1, n_eval=2)
     tasks = env.train + env.eval
-    assert tasks and all(t.meta["entry_point"] is None and t.meta["difficulty"] == 1
-                         for t in tasks)
+    assert tasks and all(t.meta["entry_point"] is None and t.meta["difficulty"] == 1 for t in tasks)
     with pytest.raises(ValueError, match="n_eval=99 but only"):
         build_env("code", n_eval=99)
     with pytest.raises(ValueError, match="unknown kind"):

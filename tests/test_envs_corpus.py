@@ -3,12 +3,19 @@ from dataclasses import replace
 
 import pytest
 
-from envs.base import build_env
-from experiments.demo.corpus import (CorpusConfig, build_corpus, carry_dropped, eval_prompts, make_doc,
-                         mix_summary, needs_carry, trace_lines)
+from envs.base import Task, build_env
+from experiments.demo.corpus import (
+    CorpusConfig,
+    build_corpus,
+    carry_dropped,
+    eval_prompts,
+    make_doc,
+    mix_summary,
+    needs_carry,
+    trace_lines,
+)
 from rewards.format import is_strict_format
 from rewards.math import math_reward
-from envs.base import Task
 
 SMALL = CorpusConfig(n_docs=3000, n_train=200, n_eval=100)
 LINE = re.compile(r"^(\d)\+(\d)\+([01])=(\d\d) (\d+)$")
@@ -24,7 +31,7 @@ def test_same_config_gives_the_same_corpus_and_another_seed_a_different_one():
 def test_documents_are_the_tiny_prompt_plus_completion_plus_eos():
     for d in build_corpus(replace(SMALL, n_docs=50)):
         assert d.text == f"Q: {d.a}+{d.b}=\nA: " + d.completion + "<eos>"
-        assert 100 <= d.a <= 999 and 100 <= d.b <= 999          # fixed 3-digit default
+        assert 100 <= d.a <= 999 and 100 <= d.b <= 999  # fixed 3-digit default
 
 
 def test_kind_and_variant_fractions_match_the_config_within_tolerance():
@@ -49,12 +56,14 @@ def test_final_carry_gets_its_own_line():
 
 def test_sloppy_step_adds_one_to_that_column_and_propagates():
     assert trace_lines(175, 48, error_column=1) == (
-        ["5+8+0=13 3", "7+4+1=13 33", "1+0+1=02 233"], 233)
+        ["5+8+0=13 3", "7+4+1=13 33", "1+0+1=02 233"],
+        233,
+    )
 
 
 def test_carry_dropped_sums_columns_mod_ten():
     assert carry_dropped(175, 48) == 113
-    assert carry_dropped(95, 17) == 2          # 5+7 → 2, 9+1 → 0, final carry dropped
+    assert carry_dropped(95, 17) == 2  # 5+7 → 2, 9+1 → 0, final carry dropped
     assert needs_carry(175, 48) and not needs_carry(123, 456)
 
 
@@ -62,11 +71,13 @@ def test_every_clean_trace_line_is_arithmetically_right_and_sloppy_ones_are_wron
     docs = [d for d in build_corpus(SMALL) if d.kind == "think" and d.variant != "truncated"]
     assert {d.variant for d in docs} == {"clean", "sloppy"}
     for d in docs:
-        body = d.completion[len("<think>"):d.completion.index("</think>")]
+        body = d.completion[len("<think>") : d.completion.index("</think>")]
         rows = [LINE.match(line) for line in body.strip().split("\n")]
         assert all(rows), d.completion
         answer = int(d.completion.split("<answer>")[1].split("</answer>")[0])
-        right = all(int(x) + int(y) + int(c) == int(s) for x, y, c, s, _ in (r.groups() for r in rows))
+        right = all(
+            int(x) + int(y) + int(c) == int(s) for x, y, c, s, _ in (r.groups() for r in rows)
+        )
         assert right == (d.variant == "clean")
         assert (answer == d.a + d.b) == (d.variant == "clean") == d.correct
         assert int(rows[-1].group(5)) == answer
@@ -86,21 +97,26 @@ def test_no_eval_prompt_appears_in_the_corpus_even_in_a_tiny_task_space():
     assert held_out == eval_prompts(cfg) and len(held_out) == 40
     seen = {f"{d.a}+{d.b}=" for d in build_corpus(cfg)}
     assert not seen & held_out
-    assert len(seen) == 100 - 40               # every other one of the 10x10 problems occurs
+    assert len(seen) == 100 - 40  # every other one of the 10x10 problems occurs
 
 
 def test_direct_answers_are_right_exactly_on_the_no_carry_problems():
     cfg = replace(SMALL, direct_right_on_carry=0.0)
     docs = [d for d in build_corpus(cfg) if d.kind == "direct"]
     assert all(d.correct == (not needs_carry(d.a, d.b)) for d in docs)
-    assert all(d.completion == f"<answer>{carry_dropped(d.a, d.b)}</answer>"
-               for d in docs if needs_carry(d.a, d.b))
+    assert all(
+        d.completion == f"<answer>{carry_dropped(d.a, d.b)}</answer>"
+        for d in docs
+        if needs_carry(d.a, d.b)
+    )
 
 
 def test_correct_flags_agree_with_the_math_reward_and_formats_with_the_format_check():
     docs = [d for d in build_corpus(replace(SMALL, n_docs=800)) if d.kind != "bad"]
     tasks = [Task(prompt=f"{d.a}+{d.b}=", answer=str(d.a + d.b)) for d in docs]
-    assert list(math_reward([d.completion for d in docs], tasks)) == [float(d.correct) for d in docs]
+    assert list(math_reward([d.completion for d in docs], tasks)) == [
+        float(d.correct) for d in docs
+    ]
     for d in docs:
         assert is_strict_format(d.completion) == (d.variant in ("clean", "sloppy"))
 
@@ -117,5 +133,6 @@ def test_bad_fractions_and_unknown_kinds_are_rejected_with_their_names():
     with pytest.raises(ValueError, match="sloppy_fraction"):
         CorpusConfig(sloppy_fraction=1.5)
     import random
+
     with pytest.raises(ValueError, match="unknown document kind 'essay'"):
         make_doc(1, 2, "essay", random.Random(0), SMALL)

@@ -1,34 +1,42 @@
 """JSONL readers: GSM8K / MATH answer extraction, error messages with file and line, the env."""
+
 import json
 
 import pytest
 
 from envs.base import build_env
 from envs.jsonl import JsonlError, gsm8k_answer, last_boxed, read_jsonl
-from envs.preview import main as preview_main, validate_file
+from envs.preview import main as preview_main
+from envs.preview import validate_file
 
 
-@pytest.mark.parametrize("solution, expected", [
-    ("2 + 3 = 5\n#### 5", "5"),
-    ("It costs 1,250 dollars.\n#### 1,250", "1250"),
-    ("first #### 3 then\n#### -4", "-4"),
-    ("#### 2.5  \n", "2.5"),
-    ("no final line", None),
-    ("####   ", None),
-])
+@pytest.mark.parametrize(
+    "solution, expected",
+    [
+        ("2 + 3 = 5\n#### 5", "5"),
+        ("It costs 1,250 dollars.\n#### 1,250", "1250"),
+        ("first #### 3 then\n#### -4", "-4"),
+        ("#### 2.5  \n", "2.5"),
+        ("no final line", None),
+        ("####   ", None),
+    ],
+)
 def test_gsm8k_final_answer_extraction(solution, expected):
     assert gsm8k_answer(solution) == expected
 
 
-@pytest.mark.parametrize("solution, expected", [
-    ("so $x = \\boxed{6}$.", "6"),
-    ("\\boxed{1} then \\boxed{\\frac{5}{6}}", "\\frac{5}{6}"),
-    ("\\boxed{\\{1, 2\\} \\cup \\{3\\}}", "\\{1, 2\\} \\cup \\{3\\}"),
-    ("\\fbox{42}", "42"),
-    ("\\boxed {7}", "7"),
-    ("\\boxed{unbalanced", None),
-    ("no box", None),
-])
+@pytest.mark.parametrize(
+    "solution, expected",
+    [
+        ("so $x = \\boxed{6}$.", "6"),
+        ("\\boxed{1} then \\boxed{\\frac{5}{6}}", "\\frac{5}{6}"),
+        ("\\boxed{\\{1, 2\\} \\cup \\{3\\}}", "\\{1, 2\\} \\cup \\{3\\}"),
+        ("\\fbox{42}", "42"),
+        ("\\boxed {7}", "7"),
+        ("\\boxed{unbalanced", None),
+        ("no box", None),
+    ],
+)
 def test_math_boxed_answer_extraction(solution, expected):
     assert last_boxed(solution) == expected
 
@@ -54,25 +62,37 @@ def _write(tmp_path, lines, name="data.jsonl"):
     return str(path)
 
 
-@pytest.mark.parametrize("bad_line, fmt, problem", [
-    ('{"question": "q", "answer": "1"', "math", "invalid JSON"),
-    ('["q", "1"]', "math", "expected a JSON object, got list"),
-    ('{"question": "q"}', "math", "'answer' must be a non-empty string or number"),
-    ('{"answer": "1"}', "math", "missing field 'question' or 'prompt'"),
-    ('{"question": "q", "answer": "no marker"}', "gsm8k", "no final '#### <number>' line"),
-    ('{"problem": "p", "solution": "x = 6"}', "hendrycks_math", "no complete \\\\boxed"),
-    ('{"prompt": "p", "tests": []}', "code", "'tests' must be a non-empty list"),
-    ('{"prompt": "p", "tests": [{"stdin": "1"}]}', "code", "tests\\[0\\] must have exactly"),
-    ('{"prompt": "p", "tests": [{"call": "f()", "expected": 1}]}', "code", "must be strings"),
-    ('{"prompt": "p", "tests": [{"call": "f()", "expected": "1"}], "entry_point": "f()"}',
-     "code", "'entry_point' must be a Python identifier"),
-    ('{"question": "q", "answer": "1", "difficulty": "hard"}', "math", "'difficulty' must be an int"),
-])
+@pytest.mark.parametrize(
+    "bad_line, fmt, problem",
+    [
+        ('{"question": "q", "answer": "1"', "math", "invalid JSON"),
+        ('["q", "1"]', "math", "expected a JSON object, got list"),
+        ('{"question": "q"}', "math", "'answer' must be a non-empty string or number"),
+        ('{"answer": "1"}', "math", "missing field 'question' or 'prompt'"),
+        ('{"question": "q", "answer": "no marker"}', "gsm8k", "no final '#### <number>' line"),
+        ('{"problem": "p", "solution": "x = 6"}', "hendrycks_math", "no complete \\\\boxed"),
+        ('{"prompt": "p", "tests": []}', "code", "'tests' must be a non-empty list"),
+        ('{"prompt": "p", "tests": [{"stdin": "1"}]}', "code", "tests\\[0\\] must have exactly"),
+        ('{"prompt": "p", "tests": [{"call": "f()", "expected": 1}]}', "code", "must be strings"),
+        (
+            '{"prompt": "p", "tests": [{"call": "f()", "expected": "1"}], "entry_point": "f()"}',
+            "code",
+            "'entry_point' must be a Python identifier",
+        ),
+        (
+            '{"question": "q", "answer": "1", "difficulty": "hard"}',
+            "math",
+            "'difficulty' must be an int",
+        ),
+    ],
+)
 def test_a_bad_line_names_the_file_the_line_and_the_problem(tmp_path, bad_line, fmt, problem):
-    good = {"math": '{"question": "ok", "answer": 1}',
-            "gsm8k": '{"question": "ok", "answer": "#### 1"}',
-            "hendrycks_math": '{"problem": "ok", "solution": "\\\\boxed{1}"}',
-            "code": '{"prompt": "ok", "tests": [{"stdin": "", "stdout": "1"}]}'}[fmt]
+    good = {
+        "math": '{"question": "ok", "answer": 1}',
+        "gsm8k": '{"question": "ok", "answer": "#### 1"}',
+        "hendrycks_math": '{"problem": "ok", "solution": "\\\\boxed{1}"}',
+        "code": '{"prompt": "ok", "tests": [{"stdin": "", "stdout": "1"}]}',
+    }[fmt]
     path = _write(tmp_path, [good, "", bad_line])
     with pytest.raises(JsonlError, match=problem) as info:
         read_jsonl(path, fmt)
@@ -81,8 +101,15 @@ def test_a_bad_line_names_the_file_the_line_and_the_problem(tmp_path, bad_line, 
 
 
 def test_skip_bad_lines_counts_them_and_keeps_the_good_ones(tmp_path):
-    path = _write(tmp_path, ['{"question": "a", "answer": 1}', "not json",
-                             '{"question": "b"}', '{"prompt": "c", "answer": "2"}'])
+    path = _write(
+        tmp_path,
+        [
+            '{"question": "a", "answer": 1}',
+            "not json",
+            '{"question": "b"}',
+            '{"prompt": "c", "answer": "2"}',
+        ],
+    )
     result = read_jsonl(path, "math", skip_bad=True)
     assert [t.prompt for t in result.tasks] == ["a", "c"] and result.skipped == 2
     assert result.errors[0].startswith(f"{path}:2: invalid JSON")
@@ -103,7 +130,7 @@ def test_unknown_format_lists_the_valid_ones():
 
 def test_jsonl_env_with_an_eval_file_drops_eval_prompts_from_train(tmp_path):
     rows = [json.dumps({"question": f"q{i}", "answer": str(i)}) for i in range(6)]
-    train = _write(tmp_path, rows + [rows[0]], "train.jsonl")   # q0 twice
+    train = _write(tmp_path, rows + [rows[0]], "train.jsonl")  # q0 twice
     eval_ = _write(tmp_path, rows[4:], "eval.jsonl")
     env = build_env("jsonl", path=train, eval_path=eval_)
     assert [t.prompt for t in env.train] == ["q0", "q1", "q2", "q3"]
@@ -130,8 +157,10 @@ def test_validate_reports_every_bad_line(tmp_path, capsys):
     assert report.splitlines()[0] == f"{path}: 1 valid records, 2 bad lines"
     assert report.splitlines()[1].startswith(f"{path}:2: invalid JSON")
     assert preview_main(["--validate", path]) == 1
-    assert preview_main(["--validate", "envs/data/math_sample.jsonl",
-                         "--format", "hendrycks_math"]) == 0
+    assert (
+        preview_main(["--validate", "envs/data/math_sample.jsonl", "--format", "hendrycks_math"])
+        == 0
+    )
     assert "6 valid records, 0 bad lines" in capsys.readouterr().out
 
 

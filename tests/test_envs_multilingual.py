@@ -1,4 +1,5 @@
 """Multilingual word problems: answers follow from the prompt's numbers; scripts match languages."""
+
 import re
 
 import pytest
@@ -7,8 +8,10 @@ from envs.base import build_env
 
 SCRIPT = {"zh": re.compile(r"[\u4e00-\u9fff]"), "ru": re.compile(r"[а-яА-Я]")}
 STORY_ANSWER = {
-    "buy_more": lambda x, y: x + y, "give_away": lambda x, y: x - y,
-    "boxes": lambda x, y: x * y, "travel": lambda x, y: x * y,
+    "buy_more": lambda x, y: x + y,
+    "give_away": lambda x, y: x - y,
+    "boxes": lambda x, y: x * y,
+    "travel": lambda x, y: x * y,
     "share": lambda x, y: x // y if x % y == 0 else None,
     "shopping": lambda x, y, z: x * y + z,
 }

@@ -1,25 +1,34 @@
 """Templates: exact renderings, stop strings, prefill flags, and the tokenizer chat form."""
+
 import pytest
 
 from envs.base import Task
 from envs.templates import TEMPLATES, Template, get_template, render
 
-R1_HEAD = ("A conversation between User and Assistant. The user asks a question, and the "
-           "Assistant solves it. The assistant first thinks about the reasoning process in the "
-           "mind and then provides the user with the answer. The reasoning process and answer "
-           "are enclosed within <think> </think> and <answer> </answer> tags, respectively, "
-           "i.e., <think> reasoning process here </think> <answer> answer here </answer>.")
+R1_HEAD = (
+    "A conversation between User and Assistant. The user asks a question, and the "
+    "Assistant solves it. The assistant first thinks about the reasoning process in the "
+    "mind and then provides the user with the answer. The reasoning process and answer "
+    "are enclosed within <think> </think> and <answer> </answer> tags, respectively, "
+    "i.e., <think> reasoning process here </think> <answer> answer here </answer>."
+)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("r1_zero", R1_HEAD + " User: 12+345= Assistant:"),
-    ("r1_zero_prefill", R1_HEAD + " User: 12+345= Assistant: <think>"),
-    ("plain", "12+345="),
-    ("tiny", "Q: 12+345=\nA: "),
-    ("qwen_math", "<|im_start|>system\nPlease reason step by step, and put your final answer "
-                  "within \\boxed{}.<|im_end|>\n<|im_start|>user\n12+345=<|im_end|>\n"
-                  "<|im_start|>assistant\n"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("r1_zero", R1_HEAD + " User: 12+345= Assistant:"),
+        ("r1_zero_prefill", R1_HEAD + " User: 12+345= Assistant: <think>"),
+        ("plain", "12+345="),
+        ("tiny", "Q: 12+345=\nA: "),
+        (
+            "qwen_math",
+            "<|im_start|>system\nPlease reason step by step, and put your final answer "
+            "within \\boxed{}.<|im_end|>\n<|im_start|>user\n12+345=<|im_end|>\n"
+            "<|im_start|>assistant\n",
+        ),
+    ],
+)
 def test_templates_render_exactly(name, expected):
     assert render(name, "12+345=") == expected
     assert render(name, Task(prompt="12+345=", answer="357")) == expected

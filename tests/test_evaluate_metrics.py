@@ -1,4 +1,5 @@
 """Evaluation metrics: hand-computed values and brute-force references over all k-subsets."""
+
 import itertools
 import math
 import random
@@ -8,10 +9,19 @@ from fractions import Fraction
 
 import pytest
 
+from rlreason.eval.metrics import (
+    ProblemRecord,
+    best_of_n,
+    bootstrap_ci,
+    cluster_answers,
+    format_table,
+    maj_at_k,
+    mean_at_k,
+    pass_at_k,
+    per_problem_metrics,
+    summarize,
+)
 from rlreason.eval.plots import curve_points, plot_scaling_curve
-from rlreason.eval.metrics import (ProblemRecord, best_of_n, bootstrap_ci, cluster_answers,
-                               format_table, maj_at_k, mean_at_k, pass_at_k,
-                               per_problem_metrics, summarize)
 
 
 def as_fraction(a):
@@ -48,10 +58,19 @@ def brute_best(scores, correct, k):
     return sum(wins) / len(wins)
 
 
-@pytest.mark.parametrize("n,c,k,expected", [
-    (5, 0, 1, 0.0), (5, 5, 3, 1.0), (4, 1, 2, 0.5), (10, 3, 10, 1.0), (10, 3, 1, 0.3),
-    (5, 2, 2, 0.7), (4, 0, 4, 0.0), (4, 4, 4, 1.0),
-])
+@pytest.mark.parametrize(
+    "n,c,k,expected",
+    [
+        (5, 0, 1, 0.0),
+        (5, 5, 3, 1.0),
+        (4, 1, 2, 0.5),
+        (10, 3, 10, 1.0),
+        (10, 3, 1, 0.3),
+        (5, 2, 2, 0.7),
+        (4, 0, 4, 0.0),
+        (4, 4, 4, 1.0),
+    ],
+)
 def test_pass_at_k_matches_hand_computed_values(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -70,9 +89,16 @@ def test_pass_at_k_is_stable_where_binomials_are_huge():
     assert pass_at_k(10000, 1, 1) == pytest.approx(1e-4, rel=1e-9)
 
 
-@pytest.mark.parametrize("n,c,k,match", [
-    (4, 1, 5, "k=5"), (4, 5, 1, "c=5"), (4, 1, 0, "k=0"), (0, 0, 1, "n=0"), (4, True, 1, "c"),
-])
+@pytest.mark.parametrize(
+    "n,c,k,match",
+    [
+        (4, 1, 5, "k=5"),
+        (4, 5, 1, "c=5"),
+        (4, 1, 0, "k=0"),
+        (0, 0, 1, "n=0"),
+        (4, True, 1, "c"),
+    ],
+)
 def test_pass_at_k_rejects_invalid_counts_with_a_named_error(n, c, k, match):
     with pytest.raises((ValueError, TypeError), match=match):
         pass_at_k(n, c, k)
@@ -91,7 +117,7 @@ def test_equivalent_answers_vote_together_through_a_key():
 
 
 def test_equivalent_answers_vote_together_through_a_relation():
-    same = lambda a, b: Fraction(a) == Fraction(b)  # noqa: E731
+    same = lambda a, b: Fraction(a) == Fraction(b)
     assert list(cluster_answers(["0.3", "1/2", None, "0.5"], equivalent=same)) == [0, 1, -1, 1]
     assert maj_at_k(["0.3", "1/2", "0.5"], [False, True, True], 3, equivalent=same) == 1.0
 
@@ -104,7 +130,7 @@ def test_key_and_relation_together_are_rejected():
 def test_a_failing_key_or_relation_names_the_answer():
     with pytest.raises(ValueError, match="key failed on answer 1"):
         maj_at_k(["1", "oops"], [True, False], 2, key=as_fraction)
-    same = lambda a, b: Fraction(a) == Fraction(b)  # noqa: E731
+    same = lambda a, b: Fraction(a) == Fraction(b)
     with pytest.raises(ValueError, match="equivalent failed on answer 2"):
         maj_at_k(["1", "2", "oops"], [True, False, False], 2, equivalent=same)
 
@@ -173,7 +199,8 @@ def test_best_of_n_scored_by_correctness_is_pass_at_k():
     correct = [False, True, False, False, True, False]
     for k in range(1, 7):
         assert best_of_n([float(c) for c in correct], correct, k) == pytest.approx(
-            pass_at_k(6, 2, k))
+            pass_at_k(6, 2, k)
+        )
 
 
 def test_best_of_n_rejects_nan_scores():
@@ -205,13 +232,23 @@ def test_bootstrap_of_constant_values_is_a_point():
 
 def make_record(correct, difficulty=None, **extra):
     answers = ["42" if c else "0" for c in correct]
-    return dict(correct=correct, answers=answers, format_ok=[True] * len(correct),
-                lengths=[10] * len(correct), difficulty=difficulty, **extra)
+    return dict(
+        correct=correct,
+        answers=answers,
+        format_ok=[True] * len(correct),
+        lengths=[10] * len(correct),
+        difficulty=difficulty,
+        **extra,
+    )
 
 
 def test_summarize_breaks_metrics_down_by_difficulty():
-    records = [make_record([True, True], "easy"), make_record([True, False], "easy"),
-               make_record([False, False], "hard"), make_record([True, False])]
+    records = [
+        make_record([True, True], "easy"),
+        make_record([True, False], "easy"),
+        make_record([False, False], "hard"),
+        make_record([True, False]),
+    ]
     m = summarize(records, [1, 2])
     assert m["eval/pass@1"] == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
     assert m["eval/pass@2"] == pytest.approx(3 / 4)
@@ -224,10 +261,10 @@ def test_summarize_breaks_metrics_down_by_difficulty():
 
 
 def test_summarize_reports_every_metric_with_bounds_and_skips_missing_inputs():
-    records = [make_record([True, False, True, False], greedy_correct=True,
-                           scores=[0.0, 1.0, 0.5, 0.2]),
-               make_record([False, False, False, True], greedy_correct=None,
-                           scores=[0.0, 0.0, 0.0, 1.0])]
+    records = [
+        make_record([True, False, True, False], greedy_correct=True, scores=[0.0, 1.0, 0.5, 0.2]),
+        make_record([False, False, False, True], greedy_correct=None, scores=[0.0, 0.0, 0.0, 1.0]),
+    ]
     records[0]["format_ok"] = [True, False, False, False]
     records[1]["lengths"] = [20, 20, 30, 30]
     m = summarize(records, [1, 4])
@@ -250,16 +287,22 @@ def test_summarize_passes_the_answer_key_to_the_vote():
 
 def test_summarize_is_deterministic_for_a_fixed_seed():
     rng = random.Random(5)
-    records = [ProblemRecord(correct=[rng.random() < 0.4 for _ in range(12)],
-                             answers=[rng.choice(["1", "2", "3"]) for _ in range(12)])
-               for _ in range(20)]
+    records = [
+        ProblemRecord(
+            correct=[rng.random() < 0.4 for _ in range(12)],
+            answers=[rng.choice(["1", "2", "3"]) for _ in range(12)],
+        )
+        for _ in range(20)
+    ]
     assert summarize(records, [1, 6, 12], seed=3) == summarize(records, [1, 6, 12], seed=3)
 
 
 def test_a_problems_values_do_not_depend_on_its_neighbours():
     rng = random.Random(6)
-    rec = ProblemRecord(correct=[rng.random() < 0.5 for _ in range(16)],
-                        answers=[rng.choice(["a", "b", "c"]) for _ in range(16)])
+    rec = ProblemRecord(
+        correct=[rng.random() < 0.5 for _ in range(16)],
+        answers=[rng.choice(["a", "b", "c"]) for _ in range(16)],
+    )
     other = ProblemRecord(correct=[True] * 16, answers=["a"] * 16)
     alone = per_problem_metrics([rec], [8])["maj@8"][0]
     assert per_problem_metrics([rec, other], [8])["maj@8"][0] == alone
@@ -275,8 +318,14 @@ def test_summarize_names_the_bad_record():
 
 
 def test_format_table_lists_each_metric_with_its_interval():
-    table = format_table({"eval/pass@1": 0.5, "eval/pass@1_lo": 0.25, "eval/pass@1_hi": 0.75,
-                          "eval/num_problems": 4.0})
+    table = format_table(
+        {
+            "eval/pass@1": 0.5,
+            "eval/pass@1_lo": 0.25,
+            "eval/pass@1_hi": 0.75,
+            "eval/num_problems": 4.0,
+        }
+    )
     lines = table.splitlines()
     assert len(lines) == 3
     assert lines[1].split() == ["eval/pass@1", "0.5000", "[0.2500,", "0.7500]"]
@@ -294,7 +343,9 @@ def test_scaling_curve_is_saved_as_a_png(tmp_path):
 
 
 def test_evaluate_imports_no_task_code_nor_hydra():
-    code = ("import sys, rlreason.eval.metrics, rlreason.eval.plots; "
-            "bad = {m.split('.')[0] for m in sys.modules} & {'envs', 'rewards', 'hydra'}; "
-            "assert not bad, bad")
+    code = (
+        "import sys, rlreason.eval.metrics, rlreason.eval.plots; "
+        "bad = {m.split('.')[0] for m in sys.modules} & {'envs', 'rewards', 'hydra'}; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,5 @@
 """PEFT adapter export/import and merged HF export, checked against peft and transformers."""
+
 import json
 
 import pytest
@@ -7,18 +8,22 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from rlreason.sampling.engine import generate  # noqa: E402
 from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
 from rlreason.model.hf import CheckpointError, load_pretrained, save_merged  # noqa: E402
 from rlreason.model.hf.peft import save_peft_adapter  # noqa: E402
 from rlreason.model.lora import apply_lora, lora_modules  # noqa: E402
+from rlreason.sampling.engine import generate  # noqa: E402
 from tests.test_hf_load import random_ids, save_tiny  # noqa: E402
 
 ARCHS = ["gpt2", "llama", "qwen2", "qwen3"]
 
 
-def lora_model(directory, targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                   "up_proj", "down_proj"), rslora=False, seed=0):
+def lora_model(
+    directory,
+    targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    rslora=False,
+    seed=0,
+):
     """Our model from `directory` with LoRA whose B is random (so the adapter changes logits)."""
     model, _ = load_pretrained(directory, with_tokenizer=False)
     apply_lora(model, rank=4, alpha=8.0, targets=targets, rslora=rslora)
@@ -47,13 +52,15 @@ def test_peft_export_gives_the_same_logits_in_peft(tmp_path, arch):
     save_peft_adapter(model, tmp_path / "adapter")
     ids = random_ids()
     ours = logits(model, ids)
-    assert (ours - logits(hf, ids)).abs().max() > 0.1          # the adapter matters
-    torch.testing.assert_close(peft_logits(tmp_path / "base", tmp_path / "adapter", ids), ours,
-                               atol=1e-4, rtol=1e-4)
+    assert (ours - logits(hf, ids)).abs().max() > 0.1  # the adapter matters
+    torch.testing.assert_close(
+        peft_logits(tmp_path / "base", tmp_path / "adapter", ids), ours, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_peft_export_uses_peft_key_layout_and_config_fields(tmp_path):
     from safetensors import safe_open
+
     save_tiny("llama", tmp_path / "base")
     model = lora_model(tmp_path / "base", targets=("q_proj", "blocks.1.mlp.down_proj"))
     save_peft_adapter(model, tmp_path / "adapter")
@@ -73,8 +80,12 @@ def test_gpt2_query_only_lora_exports_as_a_zero_padded_c_attn_adapter(tmp_path):
     model = lora_model(tmp_path / "base", targets=("q_proj", "blocks.0.mlp.up_proj"))
     save_peft_adapter(model, tmp_path / "adapter")
     ids = random_ids(seed=4)
-    torch.testing.assert_close(peft_logits(tmp_path / "base", tmp_path / "adapter", ids),
-                               logits(model, ids), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        peft_logits(tmp_path / "base", tmp_path / "adapter", ids),
+        logits(model, ids),
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
@@ -82,7 +93,7 @@ def test_adapter_directory_loads_back_on_its_base_with_the_same_logits(tmp_path,
     save_tiny(arch, tmp_path / "base")
     model = lora_model(tmp_path / "base", rslora=True)
     save_peft_adapter(model, tmp_path / "adapter")
-    back, _ = load_pretrained(tmp_path / "adapter", with_tokenizer=False)   # base from config
+    back, _ = load_pretrained(tmp_path / "adapter", with_tokenizer=False)  # base from config
     ids = random_ids(seed=7)
     torch.testing.assert_close(logits(back, ids), logits(model, ids), atol=1e-5, rtol=1e-5)
     trainable = {n for n, p in back.named_parameters() if p.requires_grad}
@@ -100,8 +111,9 @@ def test_adapter_trained_in_peft_imports_with_the_same_logits(tmp_path, arch):
             if "lora_B" in name:
                 p.normal_(0, 0.3)
     pm.save_pretrained(tmp_path / "adapter")
-    model, _ = load_pretrained(tmp_path / "base", adapter=tmp_path / "adapter",
-                               with_tokenizer=False)
+    model, _ = load_pretrained(
+        tmp_path / "base", adapter=tmp_path / "adapter", with_tokenizer=False
+    )
     ids = random_ids(seed=8)
     torch.testing.assert_close(logits(model, ids), logits(pm.eval(), ids), atol=1e-4, rtol=1e-4)
 
@@ -116,14 +128,22 @@ def test_merged_export_loads_in_transformers_with_the_same_logits(tmp_path, arch
     assert len(list((tmp_path / "merged").glob("model-*-of-*.safetensors"))) > 1
     merged = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
     torch.testing.assert_close(logits(merged, ids), before, atol=1e-4, rtol=1e-4)
-    assert not any(m.merged for _, m in lora_modules(model))            # live model untouched
+    assert not any(m.merged for _, m in lora_modules(model))  # live model untouched
     torch.testing.assert_close(logits(model, ids), before, atol=0, rtol=0)
 
 
 def test_natively_built_qwen2_style_model_exports_to_transformers(tmp_path):
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=50, n_layer=2, n_head=4, n_kv_head=2, d_model=32, qkv_bias=True,
-                    rope_theta=1e5, max_seq_len=64)
+    cfg = GPTConfig(
+        vocab_size=50,
+        n_layer=2,
+        n_head=4,
+        n_kv_head=2,
+        d_model=32,
+        qkv_bias=True,
+        rope_theta=1e5,
+        max_seq_len=64,
+    )
     model = GPT(cfg).eval()
     with torch.no_grad():
         for _, m in model.named_modules():
@@ -151,6 +171,7 @@ def test_unsupported_adapter_fields_and_foreign_modules_are_named(tmp_path):
 
 def test_checkpoint_with_tokenizer_loads_both_and_save_merged_carries_the_tokenizer(tmp_path):
     from tests.test_hf_tokenizer import build_tokenizer
+
     save_tiny("qwen3", tmp_path / "base")
     build_tokenizer(tmp_path / "base")
     model, tok = load_pretrained(tmp_path / "base")
@@ -159,6 +180,10 @@ def test_checkpoint_with_tokenizer_loads_both_and_save_merged_carries_the_tokeni
     assert out.texts == [tok.decode(c) for c in out.completion_ids]
     save_merged(model, tmp_path / "merged", tokenizer=tok)
     again, tok2 = load_pretrained(tmp_path / "merged")
-    assert (tok2.eos_id, tok2.pad_id, tok2.chat_template) == (tok.eos_id, tok.pad_id, tok.chat_template)
+    assert (tok2.eos_id, tok2.pad_id, tok2.chat_template) == (
+        tok.eos_id,
+        tok.pad_id,
+        tok.chat_template,
+    )
     ids = random_ids()
     torch.testing.assert_close(logits(again, ids), logits(model, ids), atol=0, rtol=0)

@@ -1,4 +1,5 @@
 """HFTokenizer against transformers' tokenizer on a small BPE tokenizer saved in HF layout."""
+
 import json
 
 import pytest
@@ -11,28 +12,46 @@ from envs.templates import TEMPLATES  # noqa: E402
 from rlreason.model.hf.tokenizer import HFTokenizer  # noqa: E402
 
 SPECIALS = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-CHATML = ("{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"
-          "<|im_start|>system\nYou are terse.<|im_end|>\n{% endif %}"
-          "<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-CORPUS = ["the quick brown fox jumps over the lazy dog", "12 + 7 = 19; 3 * 4 = 12",
-          "<think> reasoning </think> <answer> 42 </answer>", "naïve café — déjà vu"]
-TEXTS = ["the lazy fox", "  leading spaces and\ttabs\n", "x = 12 + 7", "unseen zebra words!",
-         "<|im_start|>user\nhi\n<|im_start|>", "naïve café 😀", ""]
+CHATML = (
+    "{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"
+    "<|im_start|>system\nYou are terse.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "12 + 7 = 19; 3 * 4 = 12",
+    "<think> reasoning </think> <answer> 42 </answer>",
+    "naïve café — déjà vu",
+]
+TEXTS = [
+    "the lazy fox",
+    "  leading spaces and\ttabs\n",
+    "x = 12 + 7",
+    "unseen zebra words!",
+    "<|im_start|>user\nhi\n<|im_start|>",
+    "naïve café 😀",
+    "",
+]
 
 
 def build_tokenizer(directory, pad: bool = True, chat_template: str | None = CHATML):
     """Train a byte-level BPE, wrap it with PreTrainedTokenizerFast and save_pretrained it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS * 20, trainer)
     extra = {"pad_token": "<|endoftext|>"} if pad else {}
-    hf = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
-                                              unk_token="<unk>", **extra)
+    hf = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", unk_token="<unk>", **extra
+    )
     if chat_template is not None:
         hf.chat_template = chat_template
     hf.save_pretrained(directory)
@@ -86,8 +105,11 @@ def test_generation_config_eos_ids_are_collected_after_the_tokenizer_eos(tmp_pat
 
 def test_chat_template_render_matches_transformers(pair):
     ours, ref = pair
-    messages = [{"role": "user", "content": " What is 2+2? "},
-                {"role": "assistant", "content": "4"}, {"role": "user", "content": "and 3+3?"}]
+    messages = [
+        {"role": "user", "content": " What is 2+2? "},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "and 3+3?"},
+    ]
     for gen in (True, False):
         expected = ref.apply_chat_template(messages, add_generation_prompt=gen, tokenize=False)
         assert ours.apply_chat_template(messages, add_generation_prompt=gen) == expected
@@ -98,14 +120,17 @@ def test_chat_template_render_matches_transformers(pair):
 def test_chat_template_reaches_the_chat_prompt_template(pair):
     ours, _ = pair
     text = TEMPLATES["chat"].render("What is 6*7?", ours)
-    assert text == ("<|im_start|>system\nYou are terse.<|im_end|>\n"
-                    "<|im_start|>user\nWhat is 6*7?<|im_end|>\n<|im_start|>assistant\n")
+    assert text == (
+        "<|im_start|>system\nYou are terse.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 6*7?<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_template_cannot_reach_python_internals(tmp_path):
     evil = "{{ messages.__class__.__mro__[1].__subclasses__() }}"
     build_tokenizer(tmp_path, chat_template=evil)
     import jinja2
+
     with pytest.raises(jinja2.exceptions.SecurityError):
         HFTokenizer.load(tmp_path).apply_chat_template([{"role": "user", "content": "x"}])
 

@@ -17,9 +17,9 @@ def _model(seed=0):
 def test_pad_batch_right_pads_and_masks_targets_by_hand():
     ids, mask = pad_batch([[5, 6, 7], [8, 9]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 9, 0]]
-    assert mask.tolist() == [[1, 1], [1, 0]]          # targets 6,7 | 9,<pad>
+    assert mask.tolist() == [[1, 1], [1, 0]]  # targets 6,7 | 9,<pad>
     _, mask = pad_batch([[5, 6, 7, 4], [8, 9]], pad_id=0, loss_starts=[2, 1])
-    assert mask.tolist() == [[0, 1, 1], [1, 0, 0]]    # targets from index 2 | from index 1
+    assert mask.tolist() == [[0, 1, 1], [1, 0, 0]]  # targets from index 2 | from index 1
 
 
 def test_masked_loss_equals_the_per_sequence_cross_entropy_computed_by_hand():
@@ -27,21 +27,23 @@ def test_masked_loss_equals_the_per_sequence_cross_entropy_computed_by_hand():
     seqs, starts = [[1, 4, 5, 6, 7, 3], [2, 9, 8], [3, 3, 4, 10]], [0, 1, 2]
     ids, mask = pad_batch(seqs, pad_id=0, loss_starts=starts)
     total, count = 0.0, 0
-    for s, st in zip(seqs, starts):                     # unpadded, one sequence at a time
+    for s, st in zip(seqs, starts):  # unpadded, one sequence at a time
         with torch.no_grad():
-            logits = model(torch.tensor([s[:-1]]))[0]   # (len-1, V)
+            logits = model(torch.tensor([s[:-1]]))[0]  # (len-1, V)
         for t in range(max(st, 1), len(s)):
             total += float(F.cross_entropy(logits[t - 1], torch.tensor(s[t])))
             count += 1
     assert count == 5 + 2 + 2
-    assert float(masked_lm_loss(model, ids, mask).detach()) == pytest.approx(total / count, rel=1e-5)
+    assert float(masked_lm_loss(model, ids, mask).detach()) == pytest.approx(
+        total / count, rel=1e-5
+    )
 
 
 def test_padding_tokens_do_not_change_the_loss_or_its_gradient():
     model = _model()
     ids, mask = pad_batch([[1, 4, 5, 6], [2, 9]], pad_id=0)
     other = ids.clone()
-    other[1, 2:] = 11                                   # different "padding" ids, same mask
+    other[1, 2:] = 11  # different "padding" ids, same mask
     grads = []
     for x in (ids, other):
         model.zero_grad()
@@ -59,7 +61,8 @@ def test_completion_only_loss_ignores_the_prompt_tokens():
     with torch.no_grad():
         logits = model(torch.tensor([seq[:-1]]))[0]
     assert float(masked_lm_loss(model, ids, mask).detach()) == pytest.approx(
-        float(F.cross_entropy(logits[3], torch.tensor(7))), rel=1e-5)
+        float(F.cross_entropy(logits[3], torch.tensor(7))), rel=1e-5
+    )
 
 
 def test_a_batch_with_nothing_to_learn_is_a_clear_error():
@@ -78,7 +81,7 @@ def test_batch_order_covers_every_index_once_and_groups_similar_lengths():
 
 
 def _toy_corpus():
-    return [[1] + [2 + (i + k) % 3 for k in range(10)] for i in range(12)]   # 3 cyclic patterns
+    return [[1] + [2 + (i + k) % 3 for k in range(10)] for i in range(12)]  # 3 cyclic patterns
 
 
 def test_loss_falls_on_a_tiny_toy_corpus_in_a_few_steps():
@@ -108,22 +111,30 @@ def test_bad_training_config_is_rejected():
 
 def test_a_fixed_divisor_turns_the_token_mean_into_a_token_sum_over_that_divisor():
     model = _model()
-    ids, mask = pad_batch([[1, 4, 5, 6], [2, 9]], pad_id=0)      # 3 + 1 counted targets
+    ids, mask = pad_batch([[1, 4, 5, 6], [2, 9]], pad_id=0)  # 3 + 1 counted targets
     mean = float(masked_lm_loss(model, ids, mask).detach())
     assert float(masked_lm_loss(model, ids, mask, denom=10.0).detach()) == pytest.approx(
-        mean * 4 / 10.0, rel=1e-6)
+        mean * 4 / 10.0, rel=1e-6
+    )
 
 
 def test_train_lm_divides_every_batch_by_the_corpus_mean_targets_per_batch(monkeypatch):
     import rlreason.lm_train as lm
+
     seen = []
     real = lm.masked_lm_loss
-    monkeypatch.setattr(lm, "masked_lm_loss",
-                        lambda m, i, k, d=None: seen.append(d) or real(m, i, k, d))
-    seqs = [[1, 2, 3], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7]]    # 2, 4, 6 targets: mean 4
+    monkeypatch.setattr(
+        lm, "masked_lm_loss", lambda m, i, k, d=None: seen.append(d) or real(m, i, k, d)
+    )
+    seqs = [[1, 2, 3], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7]]  # 2, 4, 6 targets: mean 4
     train_lm(_model(), seqs, LMTrainConfig(steps=3, batch_size=2, warmup_steps=0), pad_id=0)
     assert seen == [8.0, 8.0, 8.0]
     seen.clear()
-    train_lm(_model(), seqs, LMTrainConfig(steps=1, batch_size=2, warmup_steps=0), pad_id=0,
-             loss_starts=[2, 2, 6])                                   # 1, 3, 1 targets
+    train_lm(
+        _model(),
+        seqs,
+        LMTrainConfig(steps=1, batch_size=2, warmup_steps=0),
+        pad_id=0,
+        loss_starts=[2, 2, 6],
+    )  # 1, 3, 1 targets
     assert seen == [pytest.approx(2 * 5 / 3)]

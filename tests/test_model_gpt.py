@@ -8,11 +8,11 @@ from .conftest import tiny_config
 
 def test_cached_logits_equal_uncached_logits_token_by_token(tiny_model):
     ids = torch.randint(0, 50, (3, 20))
-    full = tiny_model(ids)                                          # (3, 20, V)
+    full = tiny_model(ids)  # (3, 20, V)
     cache = KVCache.allocate(tiny_model.config, 3, 20, torch.float32, "cpu")
     chunks = [tiny_model(ids[:, :7], kv_cache=cache)]
     for t in range(7, 20):
-        chunks.append(tiny_model(ids[:, t:t + 1], kv_cache=cache))
+        chunks.append(tiny_model(ids[:, t : t + 1], kv_cache=cache))
     torch.testing.assert_close(torch.cat(chunks, 1), full, atol=1e-5, rtol=1e-5)
 
 
@@ -57,12 +57,15 @@ def test_bf16_forward_is_finite_and_close_to_fp32(tiny_model):
     assert (out - ref).abs().max() < 0.1
 
 
-@pytest.mark.parametrize("kw, msg", [
-    (dict(flavour="mamba"), "flavour"),
-    (dict(flavour="llama", n_head=4, n_kv_head=3), "n_kv_head"),
-    (dict(flavour="gpt2", d_model=30, n_head=4), "divisible"),
-    (dict(flavour="llama", rope_scaling={"rope_type": "yarn", "factor": 2.0}), "rope"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(flavour="mamba"), "flavour"),
+        (dict(flavour="llama", n_head=4, n_kv_head=3), "n_kv_head"),
+        (dict(flavour="gpt2", d_model=30, n_head=4), "divisible"),
+        (dict(flavour="llama", rope_scaling={"rope_type": "yarn", "factor": 2.0}), "rope"),
+    ],
+)
 def test_invalid_configs_name_the_offending_field(kw, msg):
     with pytest.raises(ValueError, match=msg):
         GPT(GPTConfig(**{**dict(vocab_size=10, n_layer=1, n_head=4, d_model=32), **kw}))
@@ -84,6 +87,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_saved_model_directory_loads_to_identical_logits(tmp_path, tiny_model):
     from rlreason.model.io import load_model, save_model
     from rlreason.model.tokenizer import CharTokenizer
+
     save_model(tiny_model, CharTokenizer(), tmp_path)
     model, tok = load_model(tmp_path)
     ids = torch.randint(0, 50, (2, 9))
@@ -95,6 +99,7 @@ def test_loading_a_model_with_a_wrong_shape_names_the_tensor(tmp_path, tiny_mode
     import json
 
     from rlreason.model.io import load_model, save_model
+
     save_model(tiny_model, None, tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["vocab_size"] = 51
@@ -109,16 +114,18 @@ def test_loading_a_model_with_a_wrong_shape_names_the_tensor(tmp_path, tiny_mode
 @pytest.mark.parametrize("heads,kv_heads", [(4, 4), (8, 2)])
 def test_decode_attention_equals_sdpa_on_a_strided_cache_slice_with_a_key_mask(heads, kv_heads):
     from rlreason.model.gpt import additive_mask, decode_attention
+
     g = torch.Generator().manual_seed(0)
     B, D, S, capacity = 3, 16, 11, 20
     q = torch.randn(B, heads, 1, D, generator=g)
     cache_k = torch.randn(B, kv_heads, capacity, D, generator=g)
     cache_v = torch.randn(B, kv_heads, capacity, D, generator=g)
-    k, v = cache_k[:, :, :S], cache_v[:, :, :S]                     # strided views, as in decoding
+    k, v = cache_k[:, :, :S], cache_v[:, :, :S]  # strided views, as in decoding
     mask = torch.rand(B, 1, 1, S, generator=g) > 0.4
-    mask[..., -1] = True                                            # its own slot is always visible
+    mask[..., -1] = True  # its own slot is always visible
     expected = torch.nn.functional.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, enable_gqa=heads != kv_heads)
+        q, k, v, attn_mask=mask, enable_gqa=heads != kv_heads
+    )
     got = decode_attention(q, k, v, additive_mask(mask))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     masked = decode_attention(q, k, v, additive_mask(mask))
@@ -135,6 +142,6 @@ def test_kv_cache_expand_repeats_each_row_n_times_prompt_major_into_the_new_capa
     cache.length = 2
     out = cache.expand(3, capacity=5)
     assert out.k.shape == (2, 6, 1, 5, 4) and out.length == 2
-    for row in range(6):                                   # rows 0-2 ← prompt 0, 3-5 ← prompt 1
+    for row in range(6):  # rows 0-2 ← prompt 0, 3-5 ← prompt 1
         assert torch.equal(out.k[:, row, :, :2], cache.k[:, row // 3, :, :2])
         assert torch.equal(out.v[:, row, :, :2], cache.v[:, row // 3, :, :2])

@@ -2,8 +2,16 @@ import pytest
 import torch
 
 from rlreason.model.gpt import GPT
-from rlreason.model.lora import (LoRALinear, apply_lora, count_parameters, disable_adapters,
-                                 load_adapter, merge_lora, save_adapter, unmerge_lora)
+from rlreason.model.lora import (
+    LoRALinear,
+    apply_lora,
+    count_parameters,
+    disable_adapters,
+    load_adapter,
+    merge_lora,
+    save_adapter,
+    unmerge_lora,
+)
 
 from .conftest import tiny_config
 
@@ -62,7 +70,7 @@ def test_only_adapter_parameters_require_grad_and_count_is_rank_times_in_plus_ou
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
     c = model.config
-    per_layer = 4 * (c.d_model + c.d_model) * 2 + 4 * (c.d_ff + c.d_model)   # q, v, down_proj
+    per_layer = 4 * (c.d_model + c.d_model) * 2 + 4 * (c.d_ff + c.d_model)  # q, v, down_proj
     count = count_parameters(model)
     assert count.trainable == per_layer * c.n_layer
     assert count.total == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
@@ -82,7 +90,7 @@ def test_adapter_save_and_load_round_trip_through_safetensors(tmp_path):
     save_adapter(model, tmp_path)
     assert (tmp_path / "adapter.safetensors").is_file() and (tmp_path / "adapter.json").is_file()
     torch.manual_seed(0)
-    fresh = GPT(tiny_config("llama"))        # same base weights as lora_model()
+    fresh = GPT(tiny_config("llama"))  # same base weights as lora_model()
     load_adapter(fresh, tmp_path)
     torch.testing.assert_close(fresh.eval()(IDS), out, atol=1e-5, rtol=1e-5)
 

@@ -3,11 +3,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rlreason.sampling.engine import generate
 from rlreason.model import packed
 from rlreason.model.gpt import GPT, GPTConfig
 from rlreason.model.lora import apply_lora
 from rlreason.model.packed import packed_linears
+from rlreason.sampling.engine import generate
 
 needs_onednn = pytest.mark.skipif(not packed.available(), reason="PyTorch built without oneDNN")
 
@@ -24,7 +24,7 @@ def test_large_linears_are_packed_and_match_f_linear_small_ones_are_left_alone()
     with torch.no_grad():
         expected = net(x)
         with packed_linears(net) as count:
-            assert count == 1                                     # only 512x640 is large enough
+            assert count == 1  # only 512x640 is large enough
             assert "forward" in net[0].__dict__ and "forward" not in net[2].__dict__
             got = net(x)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -34,9 +34,8 @@ def test_large_linears_are_packed_and_match_f_linear_small_ones_are_left_alone()
 @needs_onednn
 def test_modules_are_restored_when_the_block_raises():
     net = _net()
-    with pytest.raises(KeyError):
-        with packed_linears(net):
-            raise KeyError("boom")
+    with pytest.raises(KeyError), packed_linears(net):
+        raise KeyError("boom")
     assert not any("forward" in m.__dict__ for m in net.modules())
 
 
@@ -61,7 +60,7 @@ def test_a_weight_changed_between_blocks_is_never_served_stale():
     with torch.no_grad():
         with packed_linears(net):
             before = net[0](x)
-        net[0].weight.data.mul_(2.0)          # `.data` writes do not bump the version counter
+        net[0].weight.data.mul_(2.0)  # `.data` writes do not bump the version counter
         with packed_linears(net):
             after = net[0](x)
         expected = F.linear(x, net[0].weight, net[0].bias)
@@ -89,11 +88,18 @@ def test_bf16_weights_are_not_packed():
 @pytest.mark.parametrize("flavour", ["gpt2", "llama"])
 def test_generate_with_packed_weights_gives_the_greedy_tokens_of_the_plain_model(flavour):
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=300, n_layer=2, n_head=8, d_model=512, max_seq_len=64,
-                    flavour=flavour, init_std=0.05)
+    cfg = GPTConfig(
+        vocab_size=300,
+        n_layer=2,
+        n_head=8,
+        d_model=512,
+        max_seq_len=64,
+        flavour=flavour,
+        init_std=0.05,
+    )
     model = GPT(cfg).eval()
     if flavour == "llama":
-        apply_lora(model, rank=4)                # the frozen base gets packed under the adapter
+        apply_lora(model, rank=4)  # the frozen base gets packed under the adapter
     prompts = [[1, 2, 3, 4, 5], [9, 8, 7]]
     kw = dict(n=2, max_new_tokens=12, temperature=0.0, seed=0)
     plain = generate(model, prompts, pack_weights=False, **kw)

@@ -31,7 +31,9 @@ def test_save_and_load_give_the_same_vocabulary(tmp_path):
     tok = CharTokenizer.from_texts(["привет"])
     tok.save(tmp_path)
     again = CharTokenizer.load(tmp_path)
-    assert again.itos == tok.itos and again.vocab_size == tok.vocab_size == len(SPECIAL_TOKENS) + len(tok.alphabet)
+    assert again.itos == tok.itos and again.vocab_size == tok.vocab_size == len(
+        SPECIAL_TOKENS
+    ) + len(tok.alphabet)
 
 
 def test_loading_a_foreign_file_is_a_clear_error(tmp_path):

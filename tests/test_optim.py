@@ -9,12 +9,12 @@ S = dict(warmup_steps=10, total_steps=110, initial_lr=1e-4, peak_lr=1e-2, min_lr
 
 
 def test_lr_at_matches_hand_computed_values():
-    assert lr_at(0, **S) == pytest.approx(1e-4)                       # first step: initial_lr
+    assert lr_at(0, **S) == pytest.approx(1e-4)  # first step: initial_lr
     assert lr_at(5, **S) == pytest.approx(1e-4 + 5 * (1e-2 - 1e-4) / 10)
-    assert lr_at(10, **S) == pytest.approx(1e-2)                      # end of warmup: peak
-    assert lr_at(60, **S) == pytest.approx(1e-3 + 9e-3 * 0.5)         # mid-cosine: halfway
+    assert lr_at(10, **S) == pytest.approx(1e-2)  # end of warmup: peak
+    assert lr_at(60, **S) == pytest.approx(1e-3 + 9e-3 * 0.5)  # mid-cosine: halfway
     assert lr_at(35, **S) == pytest.approx(1e-3 + 9e-3 * 0.5 * (1 + math.cos(math.pi / 4)))
-    assert lr_at(110, **S) == pytest.approx(1e-3)                     # end: min_lr
+    assert lr_at(110, **S) == pytest.approx(1e-3)  # end: min_lr
     assert lr_at(500, **S) == pytest.approx(1e-3)
 
 
@@ -35,7 +35,7 @@ def test_adamw_puts_no_weight_decay_on_norms_and_biases():
 
 def _grads(norm):
     p = torch.nn.Parameter(torch.zeros(4))
-    p.grad = torch.full((4,), norm / 2.0)                             # ||g|| = norm
+    p.grad = torch.full((4,), norm / 2.0)  # ||g|| = norm
     return p
 
 

@@ -7,8 +7,15 @@ import torch
 
 import experiments.demo.pretrain as pretrain
 from experiments.demo.corpus import CorpusConfig
-from experiments.demo.pretrain import (AnnealConfig, BaseEvalConfig, ModelShape, PretrainConfig,
-                                  cache_root, ensure_base, load_base)
+from experiments.demo.pretrain import (
+    AnnealConfig,
+    BaseEvalConfig,
+    ModelShape,
+    PretrainConfig,
+    cache_root,
+    ensure_base,
+    load_base,
+)
 from rlreason.lm_train import LMTrainConfig
 from rlreason.model.io import load_model
 
@@ -17,7 +24,8 @@ TINY = PretrainConfig(
     model=ModelShape(n_layer=1, n_head=2, d_model=32, max_seq_len=128),
     train=LMTrainConfig(steps=3, batch_size=8, warmup_steps=1),
     anneal=AnnealConfig(steps=2, warmup_steps=1, n_docs=40),
-    eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12))
+    eval=BaseEvalConfig(n_problems=4, samples=2, max_new_tokens=12),
+)
 
 
 def _quiet(*_):
@@ -28,7 +36,7 @@ def test_cache_hit_returns_the_same_directory_without_retraining(tmp_path, monke
     threads = torch.get_num_threads()
     first = ensure_base(TINY, tmp_path, log=_quiet)
     assert first == tmp_path / TINY.config_hash()
-    assert torch.get_num_threads() == threads          # training's single thread is restored
+    assert torch.get_num_threads() == threads  # training's single thread is restored
     stamp = (first / "model.safetensors").stat().st_mtime_ns
 
     def no_training(*a, **k):
@@ -37,7 +45,7 @@ def test_cache_hit_returns_the_same_directory_without_retraining(tmp_path, monke
     monkeypatch.setattr(pretrain, "build_base", no_training)
     assert ensure_base(TINY, tmp_path, log=_quiet) == first
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]     # no temporary leftovers
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary leftovers
 
 
 def test_the_base_directory_loads_and_records_config_and_eval_numbers(tmp_path):
@@ -88,9 +96,14 @@ def test_default_config_matches_the_arithmetic_env_and_fits_its_longest_trace():
 def test_completion_stats_split_thinking_and_direct_completions_by_hand():
     texts = ["<think>2+2</think><answer>4</answer>", "<answer>3</answer>", "<answer>5</answer>"]
     stats = pretrain._completion_stats(texts, [1.0, 0.0, 1.0])
-    assert stats == {"accuracy": pytest.approx(2 / 3), "think_share": pytest.approx(1 / 3),
-                     "think_accuracy": 1.0, "direct_accuracy": 0.5,
-                     "format_rate": pytest.approx(1 / 3), "n": 3}
+    assert stats == {
+        "accuracy": pytest.approx(2 / 3),
+        "think_share": pytest.approx(1 / 3),
+        "think_accuracy": 1.0,
+        "direct_accuracy": 0.5,
+        "format_rate": pytest.approx(1 / 3),
+        "n": 3,
+    }
     assert pretrain._completion_stats(texts[1:], [0.0, 1.0])["think_accuracy"] is None
 
 
@@ -99,12 +112,13 @@ def test_the_default_recipe_anneals_from_a_trace_rich_mix_to_a_direct_answer_mix
     assert (c1.think_fraction, c1.direct_fraction) == (0.9, 0.1)
     assert (c2.think_fraction, c2.direct_fraction) == (0.25, 0.65)
     assert t2.peak_lr == pytest.approx(t1.peak_lr / 10) and (t1.steps, t2.steps) == (600, 60)
-    assert c1.env_kwargs() == c2.env_kwargs()            # both phases teach the same task
+    assert c1.env_kwargs() == c2.env_kwargs()  # both phases teach the same task
     assert len(replace(PretrainConfig(), anneal=None).phases()) == 1
 
 
 def test_the_default_experiment_trains_on_the_task_the_base_was_pretrained_for():
     from omegaconf import OmegaConf
+
     exp = OmegaConf.load(Path("experiments/conf/experiment/r1_zero_tiny.yaml"))
     kwargs = PretrainConfig().env_kwargs()
     for key, value in exp.env.options.items():

@@ -34,8 +34,9 @@ def test_total_is_weighted_sum_and_components_stay_raw():
 
 
 def test_raising_sample_is_isolated_scored_error_value_and_counted():
-    reward = ComposedReward({"crash": (crashes_on_bb, 1.0), "len": (length_reward, 1.0)},
-                            error_value=-0.25)
+    reward = ComposedReward(
+        {"crash": (crashes_on_bb, 1.0), "len": (length_reward, 1.0)}, error_value=-0.25
+    )
     out = reward(COMPLETIONS, TASKS)
     assert out.components["crash"] == [1.0, -0.25, 1.0]
     assert out.errors["crash"] == 1 and out.timeouts["crash"] == 0
@@ -117,8 +118,11 @@ def test_gated_components_count_only_where_gate_is_positive():
     def gate(completions, tasks):
         return [1.0, 0.0, 1.0]
 
-    reward = ComposedReward({"fmt": (gate, 0.1), "len": (length_reward, 1.0), "half": (half, 2.0)},
-                            gate="fmt", gated=("len",))
+    reward = ComposedReward(
+        {"fmt": (gate, 0.1), "len": (length_reward, 1.0), "half": (half, 2.0)},
+        gate="fmt",
+        gated=("len",),
+    )
     out = reward(COMPLETIONS, TASKS)
     # sample 0: 0.1*1 + 1 + 1 ; sample 1: 0 + (len gated off) + 1 ; sample 2: 0.1 + 3 + 1
     assert out.total == pytest.approx([2.1, 1.0, 4.1])
@@ -129,45 +133,62 @@ def test_gate_gates_every_other_component_by_default():
     def gate(completions, tasks):
         return [0.0, 1.0, -1.0]
 
-    out = ComposedReward({"fmt": (gate, 0.0), "len": (length_reward, 1.0), "half": (half, 1.0)},
-                         gate="fmt")(COMPLETIONS, TASKS)
+    out = ComposedReward(
+        {"fmt": (gate, 0.0), "len": (length_reward, 1.0), "half": (half, 1.0)}, gate="fmt"
+    )(COMPLETIONS, TASKS)
     assert out.total == [0.0, 2.5, 0.0]
 
 
 def test_a_gate_that_errors_closes_the_gate():
-    out = ComposedReward({"fmt": (crashes_on_bb, 0.0), "len": (length_reward, 1.0)},
-                         gate="fmt")(COMPLETIONS, TASKS)
+    out = ComposedReward({"fmt": (crashes_on_bb, 0.0), "len": (length_reward, 1.0)}, gate="fmt")(
+        COMPLETIONS, TASKS
+    )
     assert out.total == [1.0, 0.0, 3.0] and out.errors["fmt"] == 1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(gate="nope"), "gate 'nope' is not a component"),
-    (dict(gate="half", gated=("ghost",)), r"gated names \['ghost'\]"),
-    (dict(gated=("half",)), "needs a gate"),
-    (dict(gate="half", gated=("half",)), "cannot gate itself"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(gate="nope"), "gate 'nope' is not a component"),
+        (dict(gate="half", gated=("ghost",)), r"gated names \['ghost'\]"),
+        (dict(gated=("half",)), "needs a gate"),
+        (dict(gate="half", gated=("half",)), "cannot gate itself"),
+    ],
+)
 def test_bad_gate_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ComposedReward({"half": (half, 1.0), "len": (length_reward, 1.0)}, **kwargs)
 
 
-@pytest.mark.parametrize("components, message", [
-    ({}, "at least one"),
-    ({"x": (half, math.nan)}, "weight of 'x' must be a finite number"),
-    ({"x": (half, "1")}, "weight of 'x'"),
-    ({"x": ("half", 1.0)}, "'x' must be \\(callable, weight\\)"),
-])
+@pytest.mark.parametrize(
+    "components, message",
+    [
+        ({}, "at least one"),
+        ({"x": (half, math.nan)}, "weight of 'x' must be a finite number"),
+        ({"x": (half, "1")}, "weight of 'x'"),
+        ({"x": ("half", 1.0)}, "'x' must be \\(callable, weight\\)"),
+    ],
+)
 def test_bad_components_are_rejected(components, message):
     with pytest.raises(ValueError, match=message):
         ComposedReward(components)
 
 
 def test_metrics_are_namespaced_and_hand_computed():
-    out = RewardOutput(total=[1.0, 3.0], components={"acc": [0.0, 1.0]}, weights={"acc": 1.0},
-                       errors={"acc": 2}, timeouts={"acc": 1})
+    out = RewardOutput(
+        total=[1.0, 3.0],
+        components={"acc": [0.0, 1.0]},
+        weights={"acc": 1.0},
+        errors={"acc": 2},
+        timeouts={"acc": 1},
+    )
     assert out.metrics() == {
-        "reward/acc/mean": 0.5, "reward/acc/std": 0.5, "reward/acc/errors": 2.0,
-        "reward/acc/timeouts": 1.0, "reward/total/mean": 2.0, "reward/total/std": 1.0,
+        "reward/acc/mean": 0.5,
+        "reward/acc/std": 0.5,
+        "reward/acc/errors": 2.0,
+        "reward/acc/timeouts": 1.0,
+        "reward/total/mean": 2.0,
+        "reward/total/std": 1.0,
     }
 
 

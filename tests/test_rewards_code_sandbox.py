@@ -1,6 +1,7 @@
 """Adversarial properties of rewards.code.sandbox: one attack per test; the parent survives and returns
 within the limit plus a margin. These run as root with namespaces on CI; where the strongest
 backend is unavailable the tests that need it are skipped with the reason."""
+
 import marshal
 import os
 import socket
@@ -40,8 +41,9 @@ def sandbox_uid_processes():
 
 
 def test_stdin_is_fed_and_stdout_and_exit_code_are_captured():
-    res = run("import sys\nprint(input()[::-1])\nprint('oops', file=sys.stderr)\nsys.exit(3)",
-              "abc\n")
+    res = run(
+        "import sys\nprint(input()[::-1])\nprint('oops', file=sys.stderr)\nsys.exit(3)", "abc\n"
+    )
     assert (res.status, res.exit_code, res.stdout, res.stderr) == ("error", 3, "cba\n", "oops\n")
 
 
@@ -57,8 +59,9 @@ def test_sleep_times_out_on_the_wall_clock():
 
 @needs_ns
 def test_fork_bomb_is_contained_and_leaves_no_process():
-    res = run("import os\nwhile True:\n    try:\n        os.fork()\n"
-              "    except OSError:\n        pass")
+    res = run(
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    )
     assert res.status == "timeout"
     assert sandbox_uid_processes() == []
 
@@ -70,8 +73,12 @@ def test_memory_bomb_reports_memory():
 
 def test_output_flood_is_cut_at_the_cap():
     start = time.monotonic()
-    res = execute("while True:\n    print('x' * 4096)", timeout_s=5.0, memory_mb=256,
-                  limits=Limits(max_output_bytes=1 << 16))
+    res = execute(
+        "while True:\n    print('x' * 4096)",
+        timeout_s=5.0,
+        memory_mb=256,
+        limits=Limits(max_output_bytes=1 << 16),
+    )
     assert res.status == "output_limit"
     assert time.monotonic() - start < 5.0  # cut at the cap, not at the deadline
     assert len(res.stdout.encode()) <= (1 << 16) + 65536
@@ -83,7 +90,8 @@ def test_writes_outside_the_working_dir_fail_and_inside_succeed(tmp_path):
     targets = [str(tmp_path / "escape"), "/tmp/rlr-escape-test", "/dev/shm/rlr-escape-test"]
     program = "import os\nopen('inside.txt', 'w').write('ok')\nprint(os.getcwd())\n" + "".join(
         f"try:\n    open({t!r}, 'w').write('x')\n    print('WROTE')\nexcept OSError:\n    pass\n"
-        for t in targets)
+        for t in targets
+    )
     res = run(program)
     assert res.status == "ok" and "WROTE" not in res.stdout
     assert not any(os.path.exists(t) for t in targets)
@@ -92,9 +100,11 @@ def test_writes_outside_the_working_dir_fail_and_inside_succeed(tmp_path):
 
 def test_parent_environment_secrets_are_not_visible(monkeypatch):
     monkeypatch.setenv("RLR_SECRET_TOKEN", "hunter2-secret")
-    res = run("import os\nprint(dict(os.environ))\n"
-              "for p in ('/proc/1/environ', '/proc/self/environ'):\n"
-              "    try:\n        print(open(p).read())\n    except OSError:\n        pass")
+    res = run(
+        "import os\nprint(dict(os.environ))\n"
+        "for p in ('/proc/1/environ', '/proc/self/environ'):\n"
+        "    try:\n        print(open(p).read())\n    except OSError:\n        pass"
+    )
     assert res.status == "ok" and "hunter2-secret" not in res.stdout
 
 
@@ -104,35 +114,45 @@ def test_network_connect_to_a_local_listener_fails():
         srv.bind(("127.0.0.1", 0))
         srv.listen()
         port = srv.getsockname()[1]
-        res = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.5)\n"
-                  "print('CONNECTED')")
+        res = run(
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.5)\n"
+            "print('CONNECTED')"
+        )
     assert res.status == "error" and "CONNECTED" not in res.stdout
 
 
 @needs_ns
 def test_setsid_daemon_does_not_survive_the_run():
-    res = run("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        time.sleep(30)\n    os._exit(0)\nprint('parent done')")
+    res = run(
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(30)\n    os._exit(0)\nprint('parent done')"
+    )
     assert res.status == "ok" and res.stdout == "parent done\n"
     assert sandbox_uid_processes() == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-                    reason="killing by uid needs root")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"), reason="killing by uid needs root"
+)
 def test_degraded_rlimits_backend_still_kills_a_setsid_daemon_by_uid():
-    res = run_program("import os\nif os.fork() == 0:\n    os.setsid()\n    while True:\n"
-                      "        pass\nprint('parent done')", limits=Limits(timeout_s=TIMEOUT),
-                      backend=BACKENDS["rlimits"])
+    res = run_program(
+        "import os\nif os.fork() == 0:\n    os.setsid()\n    while True:\n"
+        "        pass\nprint('parent done')",
+        limits=Limits(timeout_s=TIMEOUT),
+        backend=BACKENDS["rlimits"],
+    )
     assert res.stdout == "parent done\n"
     assert sandbox_uid_processes() == []
 
 
 def test_program_cannot_kill_the_parent():
     me = os.getpid()
-    res = run(f"import os, signal\nfor target in ({me}, os.getppid(), -1):\n"
-              "    try:\n        os.kill(target, signal.SIGKILL)\n"
-              "    except OSError:\n        pass\n"
-              "print('still here', os.getuid())")
+    res = run(
+        f"import os, signal\nfor target in ({me}, os.getppid(), -1):\n"
+        "    try:\n        os.kill(target, signal.SIGKILL)\n"
+        "    except OSError:\n        pass\n"
+        "print('still here', os.getuid())"
+    )
     assert os.getpid() == me  # we are still running
     assert res.status in ("ok", "killed")
     if NAMESPACES:
@@ -156,20 +176,23 @@ def test_execute_many_keeps_input_order_under_parallel_workers():
 
 
 def test_harness_failure_raises_sandbox_error_not_a_program_verdict(monkeypatch):
-    broken = marshal.dumps(compile("def main(job):\n    raise OSError('no mounts here')",
-                                   "harness", "exec"))
+    broken = marshal.dumps(
+        compile("def main(job):\n    raise OSError('no mounts here')", "harness", "exec")
+    )
     monkeypatch.setattr(sandbox, "_harness_code", lambda: broken)
     with pytest.raises(sandbox.SandboxError, match="no mounts here"):
         run("print(1)")
 
 
-
-@pytest.mark.skipif(not sandbox._probe(BACKENDS["user-unshare"].prefix),
-                    reason="needs unprivileged user namespaces")
+@pytest.mark.skipif(
+    not sandbox._probe(BACKENDS["user-unshare"].prefix), reason="needs unprivileged user namespaces"
+)
 def test_user_namespace_backend_still_isolates_files_and_network():
-    program = ("import socket\ntry:\n    open('/tmp/rlr-escape-userns', 'w')\nexcept OSError:\n"
-               "    print('ro')\ntry:\n    socket.create_connection(('127.0.0.1', 9), 0.5)\n"
-               "except OSError:\n    print('no net')")
+    program = (
+        "import socket\ntry:\n    open('/tmp/rlr-escape-userns', 'w')\nexcept OSError:\n"
+        "    print('ro')\ntry:\n    socket.create_connection(('127.0.0.1', 9), 0.5)\n"
+        "except OSError:\n    print('no net')"
+    )
     res = run_program(program, limits=Limits(timeout_s=TIMEOUT), backend=BACKENDS["user-unshare"])
     assert (res.status, res.stdout) == ("ok", "ro\nno net\n")
     assert not os.path.exists("/tmp/rlr-escape-userns")

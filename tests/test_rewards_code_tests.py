@@ -1,4 +1,5 @@
 """rewards.code: verdicts are the parent's comparisons; faked passes fail; reward never raises."""
+
 import marshal
 import os
 import subprocess
@@ -7,10 +8,16 @@ import sys
 import pytest
 
 from envs.base import Task
-from rewards.code import sandbox
+from rewards.code import (
+    code_reward,
+    extract_program,
+    normalize_output,
+    run_tests,
+    run_tests_many,
+    sandbox,
+    values_match,
+)
 from rewards.registry import build_reward
-from rewards.code import (code_reward, extract_program, normalize_output, run_tests,
-                          run_tests_many, values_match)
 
 ADD_CALLS = [{"call": "add(1, 2)", "expected": "3"}, {"call": "add(-5, 5)", "expected": "0"}]
 ADD_STDIO = [{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "10 -4\n", "stdout": "6"}]
@@ -27,8 +34,9 @@ def test_correct_function_passes_every_call_case():
 
 
 def test_wrong_and_crashing_cases_are_told_apart():
-    rep = judge("def add(a, b):\n    return b // a", ADD_CALLS + [
-        {"call": "add(0, 1)", "expected": "1"}])
+    rep = judge(
+        "def add(a, b):\n    return b // a", ADD_CALLS + [{"call": "add(0, 1)", "expected": "1"}]
+    )
     assert rep.statuses == ("fail", "fail", "error")
 
 
@@ -39,8 +47,10 @@ def test_stdin_stdout_tests_compare_normalised_output():
 
 
 def test_mixed_test_kinds_keep_their_positions():
-    program = "def add(a, b):\n    return a + b\nif __name__ == '__main__':\n" \
-              "    print(add(*map(int, input().split())))"
+    program = (
+        "def add(a, b):\n    return a + b\nif __name__ == '__main__':\n"
+        "    print(add(*map(int, input().split())))"
+    )
     rep = judge(program, [ADD_STDIO[0], ADD_CALLS[0], {"stdin": "1 1", "stdout": "3"}])
     assert rep.statuses == ("pass", "error", "fail")  # input() hits EOF in the call process
 
@@ -48,8 +58,9 @@ def test_mixed_test_kinds_keep_their_positions():
 def test_printing_passed_and_exiting_zero_does_not_fake_a_pass():
     program = "print('PASSED')\nprint('3')\nimport sys\nsys.exit(0)"
     assert judge(program, [{"stdin": "", "stdout": "ALL TESTS PASSED"}]).passed == 0
-    assert judge("def add(a, b):\n    return a + b\nimport sys\nsys.exit(0)",
-                     ADD_CALLS).statuses == ("missing", "missing")
+    assert judge(
+        "def add(a, b):\n    return a + b\nimport sys\nsys.exit(0)", ADD_CALLS
+    ).statuses == ("missing", "missing")
 
 
 def test_os_exit_zero_before_the_calls_does_not_fake_a_pass():
@@ -63,15 +74,19 @@ def test_system_exit_inside_a_case_fails_that_case():
 
 
 def test_always_equal_result_does_not_fake_a_pass():
-    program = ("class Any:\n    def __eq__(self, other):\n        return True\n"
-               "def add(a, b):\n    return Any()")
+    program = (
+        "class Any:\n    def __eq__(self, other):\n        return True\n"
+        "def add(a, b):\n    return Any()"
+    )
     assert judge(program, ADD_CALLS).passed == 0
 
 
 def test_patched_builtins_do_not_reach_the_harness():
-    program = ("import builtins\nbuiltins.repr = lambda x: '3'\nbuiltins.eval = lambda *a: 3\n"
-               "builtins.AssertionError = type('Never', (Exception,), {})\n"
-               "def add(a, b):\n    return 'wrong'")
+    program = (
+        "import builtins\nbuiltins.repr = lambda x: '3'\nbuiltins.eval = lambda *a: 3\n"
+        "builtins.AssertionError = type('Never', (Exception,), {})\n"
+        "def add(a, b):\n    return 'wrong'"
+    )
     assert judge(program, ADD_CALLS).statuses == ("fail", "fail")
 
 
@@ -81,8 +96,10 @@ def test_forged_frames_on_stdout_are_ignored():
 
 
 def test_infinite_loop_in_a_call_marks_the_remaining_cases_timeout():
-    rep = judge("def add(a, b):\n    while a < 0:\n        pass\n    return a + b",
-                    [ADD_CALLS[0], {"call": "add(-1, 0)", "expected": "0"}, ADD_CALLS[0]])
+    rep = judge(
+        "def add(a, b):\n    while a < 0:\n        pass\n    return a + b",
+        [ADD_CALLS[0], {"call": "add(-1, 0)", "expected": "0"}, ADD_CALLS[0]],
+    )
     assert rep.statuses == ("pass", "timeout", "timeout")
 
 
@@ -92,11 +109,20 @@ def test_entry_point_must_be_defined_by_the_program():
     assert judge(program, ADD_CALLS, entry_point="solve").statuses == ("error", "error")
 
 
-@pytest.mark.parametrize("got, expected, same", [
-    ("3", "3", True), ("3.0000001", "3", True), ("0.30000000000000004", "0.3", True),
-    ("True", "1", False), ("[1, 2]", "(1, 2)", False), ("{'a': [1.0]}", "{'a': [1]}", True),
-    ("'abc'", "'abc'", True), ("<object at 0x1>", "<object at 0x1>", True), ("None", "0", False),
-])
+@pytest.mark.parametrize(
+    "got, expected, same",
+    [
+        ("3", "3", True),
+        ("3.0000001", "3", True),
+        ("0.30000000000000004", "0.3", True),
+        ("True", "1", False),
+        ("[1, 2]", "(1, 2)", False),
+        ("{'a': [1.0]}", "{'a': [1]}", True),
+        ("'abc'", "'abc'", True),
+        ("<object at 0x1>", "<object at 0x1>", True),
+        ("None", "0", False),
+    ],
+)
 def test_values_match_compares_literals_then_strings(got, expected, same):
     assert values_match(got, expected) is same
 
@@ -107,8 +133,10 @@ def test_normalize_output_strips_trailing_space_crlf_and_blank_lines():
 
 
 def test_extract_program_takes_the_fenced_block_of_the_last_answer():
-    text = ("<think>```python\nprint(0)\n```</think><answer>x</answer>"
-            "<answer>Here:\n```python\nprint(1)\n```\n```python\nprint(2)\n```</answer>")
+    text = (
+        "<think>```python\nprint(0)\n```</think><answer>x</answer>"
+        "<answer>Here:\n```python\nprint(1)\n```\n```python\nprint(2)\n```</answer>"
+    )
     assert extract_program(text) == "print(1)"
     assert extract_program("<answer>\nprint(3)\n</answer>") == "print(3)"
     assert extract_program("```python\nprint(1)\n```") is None
@@ -122,29 +150,39 @@ def test_malformed_tests_are_rejected_naming_the_test():
 
 
 def test_run_tests_many_keeps_input_order():
-    reps = run_tests_many(["print(3)", SOLVE_STDIO, "print(6)"], [ADD_STDIO] * 3,
-                          max_workers=3, timeout_s=1.0, memory_mb=256)
+    reps = run_tests_many(
+        ["print(3)", SOLVE_STDIO, "print(6)"],
+        [ADD_STDIO] * 3,
+        max_workers=3,
+        timeout_s=1.0,
+        memory_mb=256,
+    )
     assert [r.statuses for r in reps] == [("pass", "fail"), ("pass", "pass"), ("fail", "pass")]
 
 
 def test_code_reward_scores_binary_or_fraction_and_counts_timeouts_and_errors():
     task = Task("add two numbers", tests=ADD_STDIO)
-    completions = [f"<answer>```python\n{SOLVE_STDIO}\n```</answer>", "<answer>print(3)</answer>",
-                   "no answer", "<answer>while True: pass</answer>", "<answer>print(3)</answer>"]
+    completions = [
+        f"<answer>```python\n{SOLVE_STDIO}\n```</answer>",
+        "<answer>print(3)</answer>",
+        "no answer",
+        "<answer>while True: pass</answer>",
+        "<answer>print(3)</answer>",
+    ]
     tasks = [task] * 4 + [Task("broken", tests=[{"bad": "test"}])]
     binary = code_reward(completions, tasks, timeout_s=1.0, memory_mb=256)
     assert list(binary) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert (binary.timeouts, binary.errors) == (1, 1)
-    frac = code_reward(completions[:2], tasks[:2], scoring="fraction", timeout_s=1.0,
-                       memory_mb=256)
+    frac = code_reward(completions[:2], tasks[:2], scoring="fraction", timeout_s=1.0, memory_mb=256)
     assert list(frac) == [1.0, 0.5]
 
 
 def test_sandbox_failure_is_counted_as_an_error_not_raised(monkeypatch):
     broken = marshal.dumps(compile("def main(job):\n    raise OSError('boom')", "h", "exec"))
     monkeypatch.setattr(sandbox, "_harness_code", lambda: broken)
-    scores = code_reward(["<answer>print(3)</answer>"], [Task("p", tests=ADD_STDIO)],
-                         timeout_s=1.0, memory_mb=256)
+    scores = code_reward(
+        ["<answer>print(3)</answer>"], [Task("p", tests=ADD_STDIO)], timeout_s=1.0, memory_mb=256
+    )
     assert list(scores) == [0.0] and (scores.errors, scores.timeouts) == (1, 0)
 
 
@@ -155,6 +193,11 @@ def test_registry_builds_the_code_reward_with_options():
 
 def test_rewards_code_imports_no_torch():
     probe = "import sys, rewards.code, rewards.code.sandbox; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.stdout.strip() == "False"

@@ -1,30 +1,40 @@
 import pytest
 
 from envs.base import Task
-from rewards.language import (detect_language, language_consistency, language_reward,
-                              script_word_counts, strip_non_prose)
+from rewards.language import (
+    detect_language,
+    language_consistency,
+    language_reward,
+    script_word_counts,
+    strip_non_prose,
+)
 
 
-@pytest.mark.parametrize("reasoning, target, expected", [
-    ("First add the numbers then check", "en", 1.0),
-    ("First add the numbers then check", "zh", 0.0),
-    ("我们先计算", "zh", 1.0),                          # 5 Han characters, 5 words
-    ("First 计算 the sum", "en", 3 / 5),                # First the sum | 计 算
-    ("First 计算 the sum", "zh", 2 / 5),
-    ("Сначала compute сумму", "ru", 2 / 3),
-    ("Сначала compute сумму", "en", 1 / 3),
-    # 2 English (Let us), 3 Han (所以有), 2 Russian (итак, ответ): 7 words
-    ("Let us 所以有 итак ответ", "ru", 2 / 7),
-    ("Let us 所以有 итак ответ", "zh", 3 / 7),
-    ("Let us 所以有 итак ответ", "en", 2 / 7),
-])
+@pytest.mark.parametrize(
+    "reasoning, target, expected",
+    [
+        ("First add the numbers then check", "en", 1.0),
+        ("First add the numbers then check", "zh", 0.0),
+        ("我们先计算", "zh", 1.0),  # 5 Han characters, 5 words
+        ("First 计算 the sum", "en", 3 / 5),  # First the sum | 计 算
+        ("First 计算 the sum", "zh", 2 / 5),
+        ("Сначала compute сумму", "ru", 2 / 3),
+        ("Сначала compute сумму", "en", 1 / 3),
+        # 2 English (Let us), 3 Han (所以有), 2 Russian (итак, ответ): 7 words
+        ("Let us 所以有 итак ответ", "ru", 2 / 7),
+        ("Let us 所以有 итак ответ", "zh", 3 / 7),
+        ("Let us 所以有 итак ответ", "en", 2 / 7),
+    ],
+)
 def test_share_of_target_words_in_mixed_reasoning(reasoning, target, expected):
     assert language_consistency(reasoning, target) == pytest.approx(expected)
 
 
 def test_math_latex_code_and_numbers_do_not_count_as_words():
-    reasoning = ("我们有 $x^2 + y = 10$，所以 \\frac{a}{b} = 3.5 \\[ \\sum_{i} i \\] 然后 "
-                 "```python\nprint(total)\n``` 得到 `answer = f(x)` 结果 123 x + y = z")
+    reasoning = (
+        "我们有 $x^2 + y = 10$，所以 \\frac{a}{b} = 3.5 \\[ \\sum_{i} i \\] 然后 "
+        "```python\nprint(total)\n``` 得到 `answer = f(x)` 结果 123 x + y = z"
+    )
     # left: 我们有 所以 然后 得到 结果 -> 11 Han chars; x, y, z are dropped single letters
     assert script_word_counts(reasoning) == {"han": 11}
     assert language_consistency(reasoning, "zh") == 1.0
@@ -57,14 +67,17 @@ def test_japanese_counts_kana_and_kanji_for_ja_only_kanji_for_zh():
     assert language_consistency(text, "zh") == pytest.approx(2 / 5)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("What is the sum of 3 and 4?", "en"),
-    ("求 3 和 4 的和是多少？", "zh"),
-    ("Сколько будет 3 плюс 4?", "ru"),
-    ("3と4の和はいくつですか", "ja"),
-    ("计算一下 the value", "zh"),  # 4 Han words beat 2 Latin words
-    ("12 + 7 = ?", "en"),          # no words: the default
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("What is the sum of 3 and 4?", "en"),
+        ("求 3 和 4 的和是多少？", "zh"),
+        ("Сколько будет 3 плюс 4?", "ru"),
+        ("3と4の和はいくつですか", "ja"),
+        ("计算一下 the value", "zh"),  # 4 Han words beat 2 Latin words
+        ("12 + 7 = ?", "en"),  # no words: the default
+    ],
+)
 def test_detect_language_picks_the_dominant_script(text, expected):
     assert detect_language(text) == expected
 

@@ -4,6 +4,7 @@ Every label is decided by hand from the spec (see `rewards/math/reward.py` and `
 for the documented policies: decimals need >= 3 significant digits and must be the exact value
 rounded or truncated; multiple answers compare as sets; `50\\%` reads as 50).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -189,13 +190,25 @@ CASES = [
     ("\\langle 1, 2 \\rangle", "(1, 2)", T, "tuple"),
     ("\\{(1,2),(3,4)\\}", "\\{(3,4),(1,2)\\}", T, "set"),
     # matrices
-    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
-     "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", T, "matrix"),
-    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
-     "\\begin{pmatrix}1&3\\\\2&4\\end{pmatrix}", F, "matrix"),
+    (
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}",
+        T,
+        "matrix",
+    ),
+    (
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        "\\begin{pmatrix}1&3\\\\2&4\\end{pmatrix}",
+        F,
+        "matrix",
+    ),
     ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(1, 2)", T, "matrix"),
-    ("\\begin{pmatrix}\\frac12&0\\\\0&1\\end{pmatrix}",
-     "\\begin{pmatrix}0.5&0\\\\0&1\\end{pmatrix}", T, "matrix"),
+    (
+        "\\begin{pmatrix}\\frac12&0\\\\0&1\\end{pmatrix}",
+        "\\begin{pmatrix}0.5&0\\\\0&1\\end{pmatrix}",
+        T,
+        "matrix",
+    ),
     ("\\begin{pmatrix}1&2\\end{pmatrix}", "\\begin{pmatrix}1&2&3\\end{pmatrix}", F, "matrix"),
     # equations
     ("y = 2x + 1", "y=1+2x", T, "equation"),
@@ -227,7 +240,7 @@ CASES = [
     # injection attempts: must be rejected (and never executed)
     ("0", "__import__('os').system('echo pwned')", F, "injection"),
     ("2", "eval('1+1')", F, "injection"),
-    ("2", "exec(\"x=2\")", F, "injection"),
+    ("2", 'exec("x=2")', F, "injection"),
     ("1", "lambda: 1", F, "injection"),
     ("0", "().__class__.__bases__[0]", F, "injection"),
     ("3", "Integer(3)", F, "injection"),
@@ -253,10 +266,30 @@ CASES = [
 def test_case_table_is_big_and_covers_every_category():
     assert len(CASES) >= 150
     counts = Counter(c for *_, c in CASES)
-    for category in ("integer", "rational", "decimal", "mixed", "e-notation", "thousands", "latex",
-                     "degrees", "percent", "units", "unicode", "prefix", "symbolic", "interval",
-                     "set", "tuple", "multiple", "matrix", "equation", "extraction", "injection",
-                     "dos"):
+    for category in (
+        "integer",
+        "rational",
+        "decimal",
+        "mixed",
+        "e-notation",
+        "thousands",
+        "latex",
+        "degrees",
+        "percent",
+        "units",
+        "unicode",
+        "prefix",
+        "symbolic",
+        "interval",
+        "set",
+        "tuple",
+        "multiple",
+        "matrix",
+        "equation",
+        "extraction",
+        "injection",
+        "dos",
+    ):
         assert counts[category] >= 2, category
 
 
@@ -266,8 +299,11 @@ def verdicts():
 
 
 def test_every_labelled_pair_gets_its_label(verdicts):
-    wrong = [(gold, pred, label, v) for (gold, pred, label, _), v in zip(CASES, verdicts)
-             if v.equal != label]
+    wrong = [
+        (gold, pred, label, v)
+        for (gold, pred, label, _), v in zip(CASES, verdicts)
+        if v.equal != label
+    ]
     assert not wrong, "\n".join(map(repr, wrong))
 
 
@@ -290,6 +326,7 @@ def test_rational_cases_are_decided_without_sympy(verdicts):
 def test_in_process_verdicts_agree_with_the_sympy_back_end(verdicts):
     from rewards.math.normalize import extract_answer, normalize
     from rewards.math.symbolic import check_symbolic
+
     disagree = []
     for (gold, pred, _, _), v in zip(CASES, verdicts):
         if v.method == "exact":

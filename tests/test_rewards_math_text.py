@@ -1,4 +1,5 @@
 """Extraction, normalisation and parsing of math answers (pure functions, no sympy, no pool)."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -10,24 +11,35 @@ from rewards.math.normalize import extract_answer, normalize
 from rewards.math.parse import ParseError, TooBig, parse_answer
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("<think>\\boxed{1}</think><answer>2</answer>", "2"),
-    ("<think>a</think><answer>1</answer><answer>3</answer>", "3"),
-    ("<answer>x \\boxed{\\frac{1}{2}} and \\boxed{7}</answer>", "7"),
-    ("<answer>\\boxed{\\frac{a}{b}}</answer>", "\\frac{a}{b}"),
-    ("no tags, \\boxed{5} then \\boxed{6}.", "6"),
-    ("no tags at all ", "no tags at all"),
-    ("<answer>  \\boxed{3 </answer>", "\\boxed{3"),  # unbalanced box: the whole content
-    ("<answer>4</answer><think>later thoughts \\boxed{9}", "4"),
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("<think>\\boxed{1}</think><answer>2</answer>", "2"),
+        ("<think>a</think><answer>1</answer><answer>3</answer>", "3"),
+        ("<answer>x \\boxed{\\frac{1}{2}} and \\boxed{7}</answer>", "7"),
+        ("<answer>\\boxed{\\frac{a}{b}}</answer>", "\\frac{a}{b}"),
+        ("no tags, \\boxed{5} then \\boxed{6}.", "6"),
+        ("no tags at all ", "no tags at all"),
+        ("<answer>  \\boxed{3 </answer>", "\\boxed{3"),  # unbalanced box: the whole content
+        ("<answer>4</answer><think>later thoughts \\boxed{9}", "4"),
+    ],
+)
 def test_extraction_picks_the_last_answer_outside_think(completion, expected):
     assert extract_answer(completion) == expected
 
 
-@pytest.mark.parametrize("completion", [
-    "<answer></answer>", "<answer>   </answer>", "<answer>5", "<think>5</think>",
-    "<think>unterminated <answer>5</answer>", "", "\\boxed{}",
-])
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<answer></answer>",
+        "<answer>   </answer>",
+        "<answer>5",
+        "<think>5</think>",
+        "<think>unterminated <answer>5</answer>",
+        "",
+        "\\boxed{}",
+    ],
+)
 def test_empty_unterminated_or_think_only_answers_are_no_answer(completion):
     assert extract_answer(completion) is None
 
@@ -36,59 +48,101 @@ def test_non_string_completion_is_no_answer():
     assert extract_answer(None) is None
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("$\\dfrac{3}{4}$", "\\frac{3}{4}"), ("\\left[ 1, 2 \\right)", "[1,2)"),
-    ("1,234,567", "1234567"), ("12,34", "12,34"), ("90^\\circ", "90"), ("25\\%", "25"),
-    ("3\\text{ apples}", "3"), ("\\text{east}", "east"), ("x = -4", "-4"),
-    ("y = 3x", "y=3x"), ("2\\frac{3}{4}", "\\frac{11}{4}"), ("3 1/2", "\\frac{7}{2}"),
-    ("2\\frac{5}{4}", "2\\frac{5}{4}"), ("7.", "7"), ("½ − ∞", "\\frac{1}{2}-\\infty"),
-    ("a \\, b\\quad c", "a b c"), ("1\\,000", "1000"), ("1 or 2", "1,2"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("$\\dfrac{3}{4}$", "\\frac{3}{4}"),
+        ("\\left[ 1, 2 \\right)", "[1,2)"),
+        ("1,234,567", "1234567"),
+        ("12,34", "12,34"),
+        ("90^\\circ", "90"),
+        ("25\\%", "25"),
+        ("3\\text{ apples}", "3"),
+        ("\\text{east}", "east"),
+        ("x = -4", "-4"),
+        ("y = 3x", "y=3x"),
+        ("2\\frac{3}{4}", "\\frac{11}{4}"),
+        ("3 1/2", "\\frac{7}{2}"),
+        ("2\\frac{5}{4}", "2\\frac{5}{4}"),
+        ("7.", "7"),
+        ("½ − ∞", "\\frac{1}{2}-\\infty"),
+        ("a \\, b\\quad c", "a b c"),
+        ("1\\,000", "1000"),
+        ("1 or 2", "1,2"),
+    ],
+)
 def test_normalisation_rewrites_to_the_canonical_string(raw, expected):
     assert normalize(raw) == expected
 
 
-@pytest.mark.parametrize("text, tree", [
-    ("2x", ("mul", (("int", 2), ("sym", "x")))),
-    ("-2^2", ("neg", ("pow", ("int", 2), ("int", 2)))),
-    ("2^3^2", ("pow", ("int", 2), ("pow", ("int", 3), ("int", 2)))),
-    ("\\frac12", ("div", ("int", 1), ("int", 2))),
-    ("1/2x", ("mul", (("div", ("int", 1), ("int", 2)), ("sym", "x")))),
-    ("[1, 2)", ("interval", True, ("int", 1), ("int", 2), False)),
-    ("(1, 2)", ("tuple", (("int", 1), ("int", 2)))),
-    ("\\{1\\}", ("set", (("int", 1),))),
-    ("x_{12}", ("sym", "x_12")),
-    ("\\sqrt[3]{x}", ("root", ("sym", "x"), ("int", 3))),
-    ("\\log_2 x", ("func", "log", (("sym", "x"), ("int", 2)))),
-    ("3!", ("fact", ("int", 3))),
-    ("x\\ge1", ("rel", ("<=",), (("int", 1), ("sym", "x")))),
-    ("1.50", ("dec", "1.50")),
-])
+@pytest.mark.parametrize(
+    "text, tree",
+    [
+        ("2x", ("mul", (("int", 2), ("sym", "x")))),
+        ("-2^2", ("neg", ("pow", ("int", 2), ("int", 2)))),
+        ("2^3^2", ("pow", ("int", 2), ("pow", ("int", 3), ("int", 2)))),
+        ("\\frac12", ("div", ("int", 1), ("int", 2))),
+        ("1/2x", ("mul", (("div", ("int", 1), ("int", 2)), ("sym", "x")))),
+        ("[1, 2)", ("interval", True, ("int", 1), ("int", 2), False)),
+        ("(1, 2)", ("tuple", (("int", 1), ("int", 2)))),
+        ("\\{1\\}", ("set", (("int", 1),))),
+        ("x_{12}", ("sym", "x_12")),
+        ("\\sqrt[3]{x}", ("root", ("sym", "x"), ("int", 3))),
+        ("\\log_2 x", ("func", "log", (("sym", "x"), ("int", 2)))),
+        ("3!", ("fact", ("int", 3))),
+        ("x\\ge1", ("rel", ("<=",), (("int", 1), ("sym", "x")))),
+        ("1.50", ("dec", "1.50")),
+    ],
+)
 def test_parser_builds_the_expected_tree(text, tree):
     assert parse_answer(text) == tree
 
 
-@pytest.mark.parametrize("text, message", [
-    ("(1, 2", "unclosed"), ("2 +", "end-of-input"), ("\\foo", "\\\\foo"), ("a'b", "position 1"),
-    ("(1, 2, 3]", "not an interval"), ("2 Monday", "word 'Monday'"), ("1 2 )", "unexpected '\\)'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("(1, 2", "unclosed"),
+        ("2 +", "end-of-input"),
+        ("\\foo", "\\\\foo"),
+        ("a'b", "position 1"),
+        ("(1, 2, 3]", "not an interval"),
+        ("2 Monday", "word 'Monday'"),
+        ("1 2 )", "unexpected '\\)'"),
+    ],
+)
 def test_malformed_input_raises_a_parse_error_naming_the_problem(text, message):
     with pytest.raises(ParseError, match=message):
         parse_answer(text)
 
 
-@pytest.mark.parametrize("text", [
-    "1" * 700, "(" * 50 + "1" + ")" * 50, "1" * 80, "1e500", "+".join(["x"] * 200),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 700,
+        "(" * 50 + "1" + ")" * 50,
+        "1" * 80,
+        "1e500",
+        "+".join(["x"] * 200),
+    ],
+)
 def test_oversized_input_is_rejected_while_parsing(text):
     with pytest.raises(TooBig):
         parse_answer(text)
 
 
-@pytest.mark.parametrize("text", [
-    "9^{9^{9}}", "2^{100000}", "(10^{50})^{1000}", "x^{1000}", "1001!", "(5!)!!",
-    "x^{y^{z^{w}}}", "\\binom{5000}{2}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9^{9^{9}}",
+        "2^{100000}",
+        "(10^{50})^{1000}",
+        "x^{1000}",
+        "1001!",
+        "(5!)!!",
+        "x^{y^{z^{w}}}",
+        "\\binom{5000}{2}",
+    ],
+)
 def test_guard_rejects_values_too_large_for_sympy(text):
     with pytest.raises(TooBig):
         guard(parse_answer(text))
@@ -99,12 +153,21 @@ def test_guard_accepts_ordinary_sizes(text):
     guard(parse_answer(text))
 
 
-@pytest.mark.parametrize("text, value", [
-    ("\\frac{6}{4}", Fraction(3, 2)), ("-0.125", Fraction(-1, 8)), ("2^{-2}", Fraction(1, 4)),
-    ("\\sqrt{\\frac{9}{16}}", Fraction(3, 4)), ("\\sqrt[3]{-27}", Fraction(-3)),
-    ("8^{\\frac{2}{3}}", Fraction(4)), ("\\binom{6}{3}", Fraction(20)), ("|-3|", Fraction(3)),
-    ("1.5e3", Fraction(1500)), ("5!/3!", Fraction(20)),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("\\frac{6}{4}", Fraction(3, 2)),
+        ("-0.125", Fraction(-1, 8)),
+        ("2^{-2}", Fraction(1, 4)),
+        ("\\sqrt{\\frac{9}{16}}", Fraction(3, 4)),
+        ("\\sqrt[3]{-27}", Fraction(-3)),
+        ("8^{\\frac{2}{3}}", Fraction(4)),
+        ("\\binom{6}{3}", Fraction(20)),
+        ("|-3|", Fraction(3)),
+        ("1.5e3", Fraction(1500)),
+        ("5!/3!", Fraction(20)),
+    ],
+)
 def test_exact_values_match_hand_computation(text, value):
     assert exact_value(parse_answer(text)) == value
 

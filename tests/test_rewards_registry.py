@@ -8,8 +8,7 @@ from envs.base import Task
 from rewards import registry
 from rewards.base import ComposedReward
 from rewards.format import strict_format_reward
-from rewards.registry import (REWARDS, build_composed, build_reward, register_reward,
-                              resolve_reward)
+from rewards.registry import REWARDS, build_composed, build_reward, register_reward, resolve_reward
 
 PREFILLED = "r</think><answer>5</answer>"
 GOOD = "<think>r</think><answer>5</answer>"
@@ -24,6 +23,7 @@ def restore_registry(monkeypatch):
 def make_constant(value=1.0):
     def constant(completions, tasks):
         return [value] * len(completions)
+
     return constant
 
 
@@ -61,12 +61,15 @@ def test_register_same_target_twice_is_a_noop_but_a_new_target_needs_overwrite()
     assert build_reward("format")(["<think></think><answer></answer>"], TASKS[:1]) == [1.0]
 
 
-@pytest.mark.parametrize("target, message", [
-    ("rewards.format", "must look like 'module:attr'"),
-    (":attr", "must look like 'module:attr'"),
-    ("a:b:c", "must look like 'module:attr'"),
-    (42, "must be 'module:attr' or a callable"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("rewards.format", "must look like 'module:attr'"),
+        (":attr", "must look like 'module:attr'"),
+        ("a:b:c", "must look like 'module:attr'"),
+        (42, "must be 'module:attr' or a callable"),
+    ],
+)
 def test_bad_targets_are_rejected_when_registered(target, message):
     with pytest.raises(ValueError, match=message):
         register_reward("bad", target)
@@ -82,8 +85,10 @@ def test_registering_a_path_imports_nothing_until_built():
 
 
 def test_importing_the_registry_imports_no_reward_or_env_module():
-    code = ("import sys, rewards, rewards.registry; "
-            "print(sorted(m for m in sys.modules if m.startswith(('envs', 'rewards.', 'torch'))))")
+    code = (
+        "import sys, rewards, rewards.registry; "
+        "print(sorted(m for m in sys.modules if m.startswith(('envs', 'rewards.', 'torch'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['rewards.base', 'rewards.registry']"
 
@@ -95,20 +100,27 @@ def test_every_builtin_entry_with_an_existing_module_resolves_to_a_callable():
             continue  # a teammate's module not written yet
         assert callable(resolve_reward(name)), name
         checked.append(name)
-    assert {"format", "format_soft", "tag_count", "language", "overlong",
-            "cosine_length"} <= set(checked)
+    assert {"format", "format_soft", "tag_count", "language", "overlong", "cosine_length"} <= set(
+        checked
+    )
 
 
 def test_build_composed_reads_weights_options_and_aliases():
-    spec = {"strict": {"reward": "format", "weight": 0.0},
-            "format": {"weight": 0.5, "prefilled": True},
-            "tag_count": 0.2,
-            "format_soft": {}}
+    spec = {
+        "strict": {"reward": "format", "weight": 0.0},
+        "format": {"weight": 0.5, "prefilled": True},
+        "tag_count": 0.2,
+        "format_soft": {},
+    }
     reward = build_composed(spec, gate="strict")
     assert isinstance(reward, ComposedReward)
     out = reward([GOOD, PREFILLED], TASKS)
-    assert out.components == {"strict": [1.0, 0.0], "format": [0.0, 1.0],
-                              "tag_count": [1.0, 0.75], "format_soft": [1.0, 0.0]}
+    assert out.components == {
+        "strict": [1.0, 0.0],
+        "format": [0.0, 1.0],
+        "tag_count": [1.0, 0.75],
+        "format_soft": [1.0, 0.0],
+    }
     assert out.weights == {"strict": 0.0, "format": 0.5, "tag_count": 0.2, "format_soft": 1.0}
     assert out.total == pytest.approx([0.2 + 1.0, 0.0])  # sample 1 is gated off by "strict"
 
@@ -118,21 +130,25 @@ def test_build_composed_accepts_an_env_default_weight_mapping():
     assert out.total == pytest.approx([0.2])
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({}, "non-empty mapping"),
-    ({"format": "heavy"}, "expected a weight or a mapping"),
-    ({"format": {"weight": "1"}}, "weight must be a number"),
-    ({"format": {"weight": True}}, "weight must be a number"),
-    ({"mystery": 1.0}, "unknown reward 'mystery'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({}, "non-empty mapping"),
+        ({"format": "heavy"}, "expected a weight or a mapping"),
+        ({"format": {"weight": "1"}}, "weight must be a number"),
+        ({"format": {"weight": True}}, "weight must be a number"),
+        ({"mystery": 1.0}, "unknown reward 'mystery'"),
+    ],
+)
 def test_bad_specs_are_clear_errors(spec, message):
     with pytest.raises(ValueError, match=message):
         build_composed(spec)
 
 
 def test_gated_names_are_passed_through():
-    reward = build_composed({"format": 0.0, "tag_count": 1.0, "format_soft": 1.0},
-                            gate="format", gated=["tag_count"])
+    reward = build_composed(
+        {"format": 0.0, "tag_count": 1.0, "format_soft": 1.0}, gate="format", gated=["tag_count"]
+    )
     # empty blocks: strict fails, so tag_count (1.0) is gated off; format_soft (1.0) is not
     assert reward(["<think></think><answer></answer>"], TASKS[:1]).total == [1.0]
     assert reward.gated == ("tag_count",)

@@ -35,7 +35,9 @@ def _setup():
         old, _ = _logp_entropy(W + 0.3 * rnd(V, C), x, tokens)
         ref, _ = _logp_entropy(W + 0.5 * rnd(V, C), x, tokens)
         old = torch.where(mask > 0, old, 1e3)  # padding garbage that would overflow if used
-    return dict(x=x, tokens=tokens, W=W, mask=mask, old=old, ref=ref, adv_seq=rnd(B), adv_tok=rnd(B, T))
+    return dict(
+        x=x, tokens=tokens, W=W, mask=mask, old=old, ref=ref, adv_seq=rnd(B), adv_tok=rnd(B, T)
+    )
 
 
 def _logp_entropy(W, x, tokens):
@@ -49,11 +51,25 @@ def _loss(d, rows, norm, mode, terms, ratio_level, adv_key):
     logp, ent = _logp_entropy(d["W"], d["x"][rows], d["tokens"][rows])
     extra = {}
     if terms == "all":
-        extra = dict(ref_logp=d["ref"][rows], entropy=ent, kl_coef=0.1, kl_kind="k3", entropy_coef=0.01)
-    clip = dict(clip_low=0.2, clip_high=0.28) if ratio_level == "token" else dict(clip_low=0.04, clip_high=0.05)
+        extra = dict(
+            ref_logp=d["ref"][rows], entropy=ent, kl_coef=0.1, kl_kind="k3", entropy_coef=0.01
+        )
+    clip = (
+        dict(clip_low=0.2, clip_high=0.28)
+        if ratio_level == "token"
+        else dict(clip_low=0.04, clip_high=0.05)
+    )
     return total_loss(
-        logp, d["old"][rows], d[adv_key][rows], d["mask"][rows], norm, aggregation=mode,
-        dual_clip=2.0, ratio_level=ratio_level, **clip, **extra,
+        logp,
+        d["old"][rows],
+        d[adv_key][rows],
+        d["mask"][rows],
+        norm,
+        aggregation=mode,
+        dual_clip=2.0,
+        ratio_level=ratio_level,
+        **clip,
+        **extra,
     )
 
 
@@ -91,7 +107,9 @@ CASES = [
 def test_micro_batch_gradients_sum_to_the_full_batch_gradient(mode, terms, ratio_level, adv_key):
     d = _setup()
     g_full, st_full, norm = _full(d, mode, terms, ratio_level, adv_key)
-    clipped = sum(st_full[f"policy/{k}"] for k in ("clipfrac_low", "clipfrac_high", "dualclip_frac"))
+    clipped = sum(
+        st_full[f"policy/{k}"] for k in ("clipfrac_low", "clipfrac_high", "dualclip_frac")
+    )
     assert 0 < clipped < 1  # clipped and unclipped tokens both occur
     assert g_full.abs().max() > 1e-3
     for split in SPLITS:
@@ -106,7 +124,7 @@ def test_a_naive_per_micro_batch_mean_does_not_match(mode):
     d = _setup()
     g_full, _, _ = _full(d, mode, "all", "token", "adv_seq")
     split = [3, 1, 2]
-    naive = lambda rows: AGGREGATIONS[mode].normalizer(d["mask"][rows], MAX_LEN)  # noqa: E731
+    naive = lambda rows: AGGREGATIONS[mode].normalizer(d["mask"][rows], MAX_LEN)
     g_naive, _ = _accumulate(d, split, naive, mode, "all", "token", "adv_seq")
     g_naive = g_naive / len(split)  # mean of the micro-batch means, as naive accumulation does
     assert (g_naive - g_full).abs().max() > 1e-3 * g_full.abs().max()
@@ -117,7 +135,9 @@ def test_simulated_ranks_with_summed_counts_match_the_full_batch(mode):
     d = _setup()
     g_full, _, _ = _full(d, mode, "all", "sequence", "adv_seq")
     ranks = [slice(0, 4), slice(4, 6)]  # uneven shards, like a last partial batch
-    norm = loss_norm(d["mask"][ranks[0]], MAX_LEN) + loss_norm(d["mask"][ranks[1]], MAX_LEN)  # all-reduced counts
+    norm = loss_norm(d["mask"][ranks[0]], MAX_LEN) + loss_norm(
+        d["mask"][ranks[1]], MAX_LEN
+    )  # all-reduced counts
     per_rank = []
     for shard in ranks:
         grad = torch.zeros_like(d["W"])
@@ -139,9 +159,19 @@ def test_value_loss_accumulates_exactly(mode):
     norm = AGGREGATIONS[mode].normalizer(d["mask"], MAX_LEN)
 
     def grad(rows):
-        loss, _ = value_loss(d["x"][rows] @ w, old[rows], ret[rows], d["mask"][rows], norm, clip=0.2, aggregation=mode)
+        loss, _ = value_loss(
+            d["x"][rows] @ w,
+            old[rows],
+            ret[rows],
+            d["mask"][rows],
+            norm,
+            clip=0.2,
+            aggregation=mode,
+        )
         return torch.autograd.grad(loss, w)[0]
 
     g_full = grad(slice(0, B))
     for split in SPLITS:
-        assert torch.allclose(sum(grad(rows) for rows in _chunks(split)), g_full, rtol=0, atol=1e-10)
+        assert torch.allclose(
+            sum(grad(rows) for rows in _chunks(split)), g_full, rtol=0, atol=1e-10
+        )

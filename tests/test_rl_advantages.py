@@ -18,12 +18,27 @@ from rlreason.rl.advantages import (
 )
 
 # Three groups of G=4: a tie pair, a zero-spread group, a single winner.
-REWARDS = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 3.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+REWARDS = torch.tensor(
+    [1.0, 1.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 3.0, 0.0, 0.0, 0.0], dtype=torch.float64
+)
 
 
 def test_grpo_divides_by_the_unbiased_group_std():
     s = math.sqrt(1 / 3)  # unbiased std of [1, 1, 0, 0]
-    want = [0.5 / s, 0.5 / s, -0.5 / s, -0.5 / s, 0, 0, 0, 0, 1.5, -0.5, -0.5, -0.5]  # last std = 1.5
+    want = [
+        0.5 / s,
+        0.5 / s,
+        -0.5 / s,
+        -0.5 / s,
+        0,
+        0,
+        0,
+        0,
+        1.5,
+        -0.5,
+        -0.5,
+        -0.5,
+    ]  # last std = 1.5
     assert torch.allclose(grpo(REWARDS, 4, eps=0.0), torch.tensor(want, dtype=torch.float64))
 
 
@@ -43,14 +58,18 @@ def test_rloo_subtracts_the_mean_of_the_other_samples():
 
 
 def test_reinforce_pp_centres_per_group_then_scales_by_the_batch_std():
-    centred = torch.tensor([0.5, 0.5, -0.5, -0.5, 0, 0, 0, 0, 2.25, -0.75, -0.75, -0.75], dtype=torch.float64)
+    centred = torch.tensor(
+        [0.5, 0.5, -0.5, -0.5, 0, 0, 0, 0, 2.25, -0.75, -0.75, -0.75], dtype=torch.float64
+    )
     std = math.sqrt((4 * 0.25 + 2.25**2 + 3 * 0.75**2) / 11)  # unbiased, batch mean 0
     assert torch.allclose(reinforce_pp(REWARDS, 4, eps=0.0), centred / std)
 
 
 def test_group_size_two_gives_plus_minus_values():
     r = torch.tensor([1.0, 0.0, 0.3, 0.3])
-    assert torch.allclose(grpo(r, 2, eps=0.0), torch.tensor([1 / math.sqrt(2), -1 / math.sqrt(2), 0, 0]))
+    assert torch.allclose(
+        grpo(r, 2, eps=0.0), torch.tensor([1 / math.sqrt(2), -1 / math.sqrt(2), 0, 0])
+    )
     assert torch.allclose(dr_grpo(r, 2), torch.tensor([0.5, -0.5, 0, 0]))
     assert torch.allclose(rloo(r, 2), torch.tensor([1.0, -1.0, 0, 0]))
 
@@ -66,7 +85,9 @@ def test_a_zero_spread_group_gets_exact_zeros(name):
 
 @pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
 def test_an_all_flat_batch_gives_zeros_not_nan(name):
-    adv = ADVANTAGES[name](torch.ones(6), 3, **({"eps": 0.0} if name in ("grpo", "reinforce_pp") else {}))
+    adv = ADVANTAGES[name](
+        torch.ones(6), 3, **({"eps": 0.0} if name in ("grpo", "reinforce_pp") else {})
+    )
     assert torch.equal(adv, torch.zeros(6))
 
 
@@ -103,9 +124,13 @@ def test_registry_marks_only_gae_as_needing_a_value_head():
 
 
 def test_outcome_rewards_sit_on_the_last_valid_token():
-    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]], dtype=torch.float32)
+    mask = torch.tensor(
+        [[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]], dtype=torch.float32
+    )
     got = place_outcome_rewards(torch.tensor([2.0, 3.0, 4.0, 5.0]), mask)
-    want = torch.tensor([[0, 0, 2, 0], [3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 5, 0]], dtype=torch.float32)
+    want = torch.tensor(
+        [[0, 0, 2, 0], [3, 0, 0, 0], [0, 0, 0, 0], [0, 0, 5, 0]], dtype=torch.float32
+    )
     assert torch.equal(got, want)
 
 
@@ -135,8 +160,14 @@ def _gae_reference(r, v, m, gamma, lam):
 def test_gae_matches_an_unrolled_loop_on_variable_length_rows():
     g = torch.Generator().manual_seed(0)
     mask = torch.tensor(
-        [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0],
-         [1, 0, 0, 1, 1, 0]],  # last row: a masked gap (e.g. tool output) is skipped, not a terminal
+        [
+            [1, 1, 1, 1, 1, 1],
+            [1, 1, 1, 0, 0, 0],
+            [0, 0, 1, 1, 1, 0],
+            [1, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+            [1, 0, 0, 1, 1, 0],
+        ],  # last row: a masked gap (e.g. tool output) is skipped, not a terminal
         dtype=torch.float64,
     )
     r = torch.randn(6, 6, generator=g, dtype=torch.float64) * mask

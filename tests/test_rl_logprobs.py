@@ -1,8 +1,8 @@
 import torch
 
-from rlreason.sampling.engine import generate
 from rlreason.model.gpt import GPT
 from rlreason.rl.logprobs import pack, token_logprobs
+from rlreason.sampling.engine import generate
 
 from .conftest import tiny_config
 
@@ -10,10 +10,14 @@ from .conftest import tiny_config
 def reference_logprobs(model, prompts, completions, temperature=1.0):
     out = []
     for p, c in zip(prompts, completions):
-        logits = model(torch.tensor([p + c]))[0, len(p) - 1:-1] / temperature     # (T, V)
+        logits = model(torch.tensor([p + c]))[0, len(p) - 1 : -1] / temperature  # (T, V)
         logp_all = torch.log_softmax(logits, -1)
-        out.append((logp_all.gather(-1, torch.tensor(c)[:, None])[:, 0],
-                    -(logp_all.exp() * logp_all).sum(-1)))
+        out.append(
+            (
+                logp_all.gather(-1, torch.tensor(c)[:, None])[:, 0],
+                -(logp_all.exp() * logp_all).sum(-1),
+            )
+        )
     return out
 
 
@@ -45,6 +49,8 @@ def test_chunked_logprob_gradients_equal_unchunked_gradients():
 
 
 def test_trainer_logprobs_equal_the_sampler_logprobs(tiny_model):
-    r = generate(tiny_model, [[3, 4, 5, 6, 7], [8, 9]], n=3, max_new_tokens=7, seed=1, temperature=1.3)
+    r = generate(
+        tiny_model, [[3, 4, 5, 6, 7], [8, 9]], n=3, max_new_tokens=7, seed=1, temperature=1.3
+    )
     logp, _ = token_logprobs(tiny_model, pack(r.prompt_ids, r.tokens, r.mask, 0), temperature=1.3)
     torch.testing.assert_close(logp * r.mask, r.logprobs, atol=1e-5, rtol=1e-5)

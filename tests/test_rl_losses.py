@@ -31,7 +31,9 @@ def test_symmetric_clip_matches_hand_values_for_both_advantage_signs():
     loss, grad, st = _tokens([1.5, 0.5, 0.5, 1.5, 1.1], [2.0, 2.0, -1.0, -1.0, 1.0])
     # A>0 r=1.5: clipped to 1.2; A>0 r=0.5: not clipped; A<0 r=0.5: clipped to 0.8; A<0 r=1.5: not
     assert torch.allclose(loss, torch.tensor([-2.4, -1.0, 0.8, 1.5, -1.1], dtype=torch.float64))
-    assert torch.allclose(grad, torch.tensor([0.0, -1.0, 0.0, 1.5, -1.1], dtype=torch.float64))  # -A r
+    assert torch.allclose(
+        grad, torch.tensor([0.0, -1.0, 0.0, 1.5, -1.1], dtype=torch.float64)
+    )  # -A r
     assert st.clipped_high[0].tolist() == [1, 0, 0, 0, 0]
     assert st.clipped_low[0].tolist() == [0, 0, 1, 0, 0]
 
@@ -67,7 +69,9 @@ def test_padding_garbage_never_reaches_loss_or_gradient():
     logp = torch.tensor([[-1.0, -2.0, float("nan")]], requires_grad=True)
     old = torch.tensor([[-1.0, -2.0, -1e4]])
     norm = loss_norm(mask)
-    loss, stats = total_loss(logp, old, torch.ones(1), mask, norm, ref_logp=old, kl_coef=0.1, kl_kind="k3")
+    loss, stats = total_loss(
+        logp, old, torch.ones(1), mask, norm, ref_logp=old, kl_coef=0.1, kl_kind="k3"
+    )
     loss.backward()
     assert math.isfinite(loss.item()) and torch.isfinite(logp.grad).all()
     assert stats["policy/ratio_mean"] == pytest.approx(1.0)
@@ -77,18 +81,26 @@ def test_sequence_ratio_is_the_length_normalised_geometric_mean():
     mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
     old = torch.zeros(1, 4, dtype=torch.float64)
     logp = torch.tensor([[0.3, -0.1, 0.1, 50.0]], dtype=torch.float64)
-    _, st = policy_loss(logp, old, torch.ones(1, dtype=torch.float64), mask, ratio_level="sequence", clip_high=1.0)
-    assert torch.allclose(st.ratio, torch.tensor([[math.exp(0.1)] * 3 + [0.0]], dtype=torch.float64))
+    _, st = policy_loss(
+        logp, old, torch.ones(1, dtype=torch.float64), mask, ratio_level="sequence", clip_high=1.0
+    )
+    assert torch.allclose(
+        st.ratio, torch.tensor([[math.exp(0.1)] * 3 + [0.0]], dtype=torch.float64)
+    )
 
 
 def test_sequence_ratio_gradient_equals_the_gspo_sequence_objective():
     g = torch.Generator().manual_seed(1)
-    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float64)
+    mask = torch.tensor(
+        [[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float64
+    )
     old = -torch.rand(4, 5, generator=g, dtype=torch.float64)
     logp = (old + 0.2 * torch.randn(4, 5, generator=g, dtype=torch.float64)).requires_grad_()
     adv = torch.tensor([1.0, -0.5, 2.0, -1.5], dtype=torch.float64)
     lo, hi = 0.03, 0.05
-    loss_tok, st = policy_loss(logp, old, adv, mask, clip_low=lo, clip_high=hi, ratio_level="sequence")
+    loss_tok, st = policy_loss(
+        logp, old, adv, mask, clip_low=lo, clip_high=hi, ratio_level="sequence"
+    )
     agg = AGGREGATIONS["seq_mean_token_mean"]
     (g_ours,) = torch.autograd.grad(agg.aggregate(loss_tok, mask, agg.normalizer(mask)), logp)
     # GSPO written directly on sequences: s_i = exp(mean log ratio), J = mean_i min(s A, clip(s) A)
@@ -104,7 +116,10 @@ def test_kl_estimators_match_hand_values():
     ref = torch.tensor([[-2.0, -1.0, -0.5]], dtype=torch.float64)
     assert kl_penalty(logp, ref, "k1").tolist() == [[1.0, -1.0, 0.0]]
     assert kl_penalty(logp, ref, "k2").tolist() == [[0.5, 0.5, 0.0]]
-    assert torch.allclose(kl_penalty(logp, ref, "k3"), torch.tensor([[math.exp(-1), math.e - 2, 0.0]], dtype=torch.float64))
+    assert torch.allclose(
+        kl_penalty(logp, ref, "k3"),
+        torch.tensor([[math.exp(-1), math.e - 2, 0.0]], dtype=torch.float64),
+    )
     with pytest.raises(KeyError, match="known"):
         kl_penalty(logp, ref, "k4")
 
@@ -121,7 +136,9 @@ def test_k1_and_k3_are_unbiased_for_the_exact_kl(kind):
     logits, logq = _categorical()
     logp = torch.log_softmax(logits, 0)
     exact = (logp.exp() * (logp - logq)).sum()
-    expected = (logp.exp() * KL_ESTIMATORS[kind](logp, logq)).sum()  # E over x ~ p, computed exactly
+    expected = (
+        logp.exp() * KL_ESTIMATORS[kind](logp, logq)
+    ).sum()  # E over x ~ p, computed exactly
     assert expected.item() == pytest.approx(exact.item(), rel=1e-12)
 
 
@@ -129,7 +146,9 @@ def test_k1_and_k3_sample_means_approach_the_exact_kl():
     logits, logq = _categorical()
     logp = torch.log_softmax(logits.detach(), 0)
     exact = (logp.exp() * (logp - logq)).sum().item()
-    x = torch.multinomial(logp.exp(), 200_000, replacement=True, generator=torch.Generator().manual_seed(3))
+    x = torch.multinomial(
+        logp.exp(), 200_000, replacement=True, generator=torch.Generator().manual_seed(3)
+    )
     for kind in ("k1", "k3"):
         k = KL_ESTIMATORS[kind](logp[x], logq[x])
         assert abs(k.mean().item() - exact) < 4 * k.std().item() / math.sqrt(len(x))
@@ -157,7 +176,11 @@ MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0,
 
 @pytest.mark.parametrize(
     "mode, want",
-    [("token_mean", 10 / 4), ("seq_mean_token_mean", (2 + 4) / 2), ("seq_mean_token_sum_norm", 10 / (2 * 5))],
+    [
+        ("token_mean", 10 / 4),
+        ("seq_mean_token_mean", (2 + 4) / 2),
+        ("seq_mean_token_sum_norm", 10 / (2 * 5)),
+    ],
 )
 def test_aggregations_match_hand_values_and_skip_empty_rows(mode, want):
     agg = AGGREGATIONS[mode]
@@ -191,7 +214,18 @@ def test_total_loss_composes_policy_kl_and_entropy_terms():
     ent = torch.tensor([[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]])
     adv = torch.tensor([1.0, -1.0])
     norm = loss_norm(mask)
-    loss, st = total_loss(logp, old, adv, mask, norm, ref_logp=ref, entropy=ent, kl_coef=0.1, kl_kind="k2", entropy_coef=0.01)
+    loss, st = total_loss(
+        logp,
+        old,
+        adv,
+        mask,
+        norm,
+        ref_logp=ref,
+        entropy=ent,
+        kl_coef=0.1,
+        kl_kind="k2",
+        entropy_coef=0.01,
+    )
     # policy per token: r=e^.5 clipped 1.2 -> -1.2; r=1 -> -1; A=-1: r=1 -> 1; r=e^-.5 -> 0.8; r=e^.1
     pol = (-1.2 - 1.0 + 1.0 + 0.8 + math.exp(0.1)) / 5
     kl = sum(0.5 * d * d for d in [0.8, 0.3, 0.3, -0.2, 0.4]) / 5
@@ -199,8 +233,12 @@ def test_total_loss_composes_policy_kl_and_entropy_terms():
     assert st["loss/kl"] == pytest.approx(kl) and st["policy/kl"] == pytest.approx(kl)
     assert st["loss/entropy"] == pytest.approx(15 / 5)
     assert loss.item() == pytest.approx(pol + 0.1 * kl - 0.01 * 3.0) == st["loss/total"]
-    assert st["policy/clipfrac_high"] == pytest.approx(1 / 5) and st["policy/clipfrac_low"] == pytest.approx(1 / 5)
-    assert st["policy/ratio_mean"] == pytest.approx((2 + math.exp(0.5) + math.exp(-0.5) + math.exp(0.1)) / 5)
+    assert st["policy/clipfrac_high"] == pytest.approx(1 / 5) and st[
+        "policy/clipfrac_low"
+    ] == pytest.approx(1 / 5)
+    assert st["policy/ratio_mean"] == pytest.approx(
+        (2 + math.exp(0.5) + math.exp(-0.5) + math.exp(0.1)) / 5
+    )
 
 
 def test_kl_is_logged_at_zero_coefficient_and_required_when_weighted():

@@ -1,4 +1,5 @@
 """End-to-end behaviour of the RL trainer on a tiny random model (CPU, seconds)."""
+
 import json
 import math
 from pathlib import Path
@@ -34,15 +35,19 @@ def tiny_cfg(tmp_path: Path, **over) -> Config:
 
 def metrics_by_step(run_dir) -> dict[int, dict]:
     rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: {k: v for k, v in r.items() if not k.startswith("perf/")}
-            for r in rows if "reward/total/mean" in r}
+    return {
+        r["step"]: {k: v for k, v in r.items() if not k.startswith("perf/")}
+        for r in rows
+        if "reward/total/mean" in r
+    }
 
 
 def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straight_run(tmp_path):
     straight = tiny_cfg(tmp_path, **{"log.run_dir": str(tmp_path / "a"), "algo.epochs": 2})
     run(straight)
-    first = tiny_cfg(tmp_path, **{"log.run_dir": str(tmp_path / "b"), "algo.epochs": 2,
-                                  "train.stop_after": 2})
+    first = tiny_cfg(
+        tmp_path, **{"log.run_dir": str(tmp_path / "b"), "algo.epochs": 2, "train.stop_after": 2}
+    )
     out = run(first)
     assert out["step"] == 2 and (tmp_path / "b" / "latest").is_file()
     resumed = tiny_cfg(tmp_path, **{"train.resume": str(tmp_path / "b")})
@@ -52,7 +57,7 @@ def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straig
     for step in (3, 4):
         assert a[step].keys() == b[step].keys()
         for k, v in a[step].items():
-            if isinstance(v, str):                       # non-finite values are logged as text
+            if isinstance(v, str):  # non-finite values are logged as text
                 assert v == b[step][k], (step, k)
             else:
                 assert v == pytest.approx(b[step][k], rel=1e-6, abs=1e-9), (step, k)
@@ -63,6 +68,7 @@ def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straig
 @pytest.mark.parametrize("algo", ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "ppo", "gspo"])
 def test_every_algorithm_preset_runs_a_step_with_finite_metrics(tmp_path, algo):
     from omegaconf import OmegaConf
+
     preset = OmegaConf.load(Path("experiments/conf/algo") / f"{algo}.yaml")
     cfg = tiny_cfg(tmp_path, **{"train.steps": 1, "optim.warmup_steps": 0})
     for k, v in preset.items():
@@ -72,7 +78,7 @@ def test_every_algorithm_preset_runs_a_step_with_finite_metrics(tmp_path, algo):
     out = run(cfg)
     m = metrics_by_step(tmp_path / "run")[1]
     assert out["step"] == 1
-    if algo == "dapo":      # a random model earns equal rewards in every group: all are dropped
+    if algo == "dapo":  # a random model earns equal rewards in every group: all are dropped
         assert m["group/zero_std_frac"] == 1.0 and m["train/skipped_updates"] == 1.0
         return
     assert math.isfinite(m["loss/total"]) and math.isfinite(m["policy/grad_norm"])
@@ -83,9 +89,16 @@ def test_every_algorithm_preset_runs_a_step_with_finite_metrics(tmp_path, algo):
 def test_micro_batch_size_does_not_change_the_update(tmp_path):
     params = []
     for budget in (10_000, 20):
-        cfg = tiny_cfg(tmp_path, **{"train.steps": 1, "optim.warmup_steps": 0, "algo.epochs": 2,
-                                    "algo.micro_batch_tokens": budget,
-                                    "log.run_dir": str(tmp_path / f"r{budget}")})
+        cfg = tiny_cfg(
+            tmp_path,
+            **{
+                "train.steps": 1,
+                "optim.warmup_steps": 0,
+                "algo.epochs": 2,
+                "algo.micro_batch_tokens": budget,
+                "log.run_dir": str(tmp_path / f"r{budget}"),
+            },
+        )
         torch.manual_seed(0)
         trainer = build_trainer(cfg)
         trainer.train_step(1)
@@ -112,6 +125,7 @@ def test_dynamic_sampling_drops_groups_whose_rewards_are_all_equal(tmp_path):
 
 def test_non_finite_steps_are_skipped_then_abort_the_run(tmp_path, monkeypatch):
     import rlreason.rl.update as update
+
     real = update.total_loss
 
     def nan_loss(*args, **kwargs):
@@ -125,12 +139,13 @@ def test_non_finite_steps_are_skipped_then_abort_the_run(tmp_path, monkeypatch):
         trainer.run()
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["train/skipped_updates"] for r in rows] == [1.0]
-    for x, y in zip(before, trainer.model.parameters()):    # no NaN step ever reached the weights
+    for x, y in zip(before, trainer.model.parameters()):  # no NaN step ever reached the weights
         assert torch.equal(x, y)
 
 
 def test_the_engine_reports_non_finite_logits_clearly(tmp_path):
     from rlreason.sampling.engine import generate
+
     trainer = build_trainer(tiny_cfg(tmp_path))
     with torch.no_grad():
         trainer.model.blocks[0].mlp.up_proj.weight[0, 0] = float("nan")
@@ -153,13 +168,19 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert (tmp_path / "run" / "latest").read_text().strip().endswith("step_000001")
 
 
-@pytest.mark.parametrize("over, msg", [
-    ({"algo.group_size": 1}, "group_size"),
-    ({"algo.minibatches": 3}, "divisible"),
-    ({"train.stop_after": 9}, "stop_after"),
-    ({"algo.advantage": "magic"}, "algo.advantage"),
-    ({"algo.advantage": "gae", "algo.group_size": 1, "algo.dynamic_sampling": True}, "dynamic_sampling"),
-])
+@pytest.mark.parametrize(
+    "over, msg",
+    [
+        ({"algo.group_size": 1}, "group_size"),
+        ({"algo.minibatches": 3}, "divisible"),
+        ({"train.stop_after": 9}, "stop_after"),
+        ({"algo.advantage": "magic"}, "algo.advantage"),
+        (
+            {"algo.advantage": "gae", "algo.group_size": 1, "algo.dynamic_sampling": True},
+            "dynamic_sampling",
+        ),
+    ],
+)
 def test_invalid_combinations_fail_before_any_work_with_what_to_change(tmp_path, over, msg):
     with pytest.raises(ConfigError, match=msg):
         validate(tiny_cfg(tmp_path, **over))
@@ -169,6 +190,7 @@ def test_hydra_rejects_a_typo_in_an_override_and_accepts_reward_weights():
     from hydra import compose, initialize_config_dir
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
+
     ConfigStore.instance().store(name="base_config", node=Config)
     with initialize_config_dir(str(Path("experiments/conf").resolve()), version_base=None):
         cfg = compose("config", overrides=["reward.format.weight=0", "algo=dapo", "seed=3"])
@@ -186,6 +208,7 @@ def test_env_config_groups_list_exactly_the_options_of_their_env():
     from omegaconf import OmegaConf
 
     from envs.base import env_spec
+
     for path in Path("experiments/conf/env").glob("*.yaml"):
         conf = OmegaConf.load(path)
         options = set(conf.env.options)
@@ -198,6 +221,7 @@ def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_pref
     from envs.templates import get_template
     from experiments.train import reward_spec
     from rlreason.config import RewardTerm
+
     env = build_env("arithmetic", n_train=10, n_eval=2)
     cfg = tiny_cfg(tmp_path)
     cfg.reward = {"format": RewardTerm(weight=0.0), "language": RewardTerm(weight=0.0)}
@@ -210,12 +234,16 @@ def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_pref
         reward_spec(cfg, env, get_template("tiny"))
 
 
-@pytest.mark.parametrize("entry, name", [("experiments.train", "r1_zero_tiny"), ("experiments.eval", "eval")])
+@pytest.mark.parametrize(
+    "entry, name", [("experiments.train", "r1_zero_tiny"), ("experiments.eval", "eval")]
+)
 def test_console_scripts_compose_their_config_from_any_working_directory(tmp_path, entry, name):
     import subprocess
     import sys
+
     code = f"import sys; sys.argv = ['x', '--cfg', 'job']; from {entry} import main; main()"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert f"name: {name}" in out.stdout

@@ -57,7 +57,9 @@ def test_value_loss_is_aggregated_over_valid_tokens_with_stats():
     v = torch.tensor([[1.5, 0.9, 7.0], [3.0, 0.0, 0.0]])
     old, ret = torch.ones(2, 3), torch.full((2, 3), 2.0)
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    loss, st = value_loss(v, old, ret, mask, loss_norm(mask), clip=0.2, aggregation="seq_mean_token_mean")
+    loss, st = value_loss(
+        v, old, ret, mask, loss_norm(mask), clip=0.2, aggregation="seq_mean_token_mean"
+    )
     assert loss.item() == pytest.approx(((0.32 + 0.605) / 2 + 0.5) / 2)
     assert st["loss/value"] == pytest.approx(loss.item())
     assert st["value/clipfrac"] == pytest.approx(1 / 3)

@@ -30,13 +30,16 @@ def test_multi_logger_fans_out_and_console_prints_selected_metrics(tmp_path):
 
 
 def test_diagnostics_measure_thinking_lengths_verification_and_language_mix():
-    texts = ["<think>7+5=12, wait let me check</think><answer>12</answer>",
-             "<answer>11</answer>", "<think>先算 then add</think><answer>3</answer>"]
+    texts = [
+        "<think>7+5=12, wait let me check</think><answer>12</answer>",
+        "<answer>11</answer>",
+        "<think>先算 then add</think><answer>3</answer>",
+    ]
     d = rollout_diagnostics(texts, [True, False, True], [30, 10, 20])
     assert d["rollout/think_rate"] == 2 / 3
     assert d["rollout/length_correct"] == 25 and d["rollout/length_wrong"] == 10
     assert d["rollout/self_verify_rate"] == 0.5
-    assert language_mix("先算 then add") == 1 - 2 / 4       # 2 Han chars, 2 Latin words
+    assert language_mix("先算 then add") == 1 - 2 / 4  # 2 Han chars, 2 Latin words
     assert repetition("abcdefgh" * 4) > 0.5 and repetition("abcdefghijklmnop") == 0.0
 
 
@@ -45,8 +48,15 @@ def test_collapse_alarm_fires_once_when_format_rises_while_accuracy_falls():
     fired = []
     for step in range(1, 7):
         up = step > 3
-        fired += alarm.update(step, {"reward/format/mean": 0.9 if up else 0.2, "accuracy": 0.1 if up else 0.6,
-                                     "rollout/length_mean": 40.0, "rollout/repetition": 0.1})
+        fired += alarm.update(
+            step,
+            {
+                "reward/format/mean": 0.9 if up else 0.2,
+                "accuracy": 0.1 if up else 0.6,
+                "rollout/length_mean": 40.0,
+                "rollout/repetition": 0.1,
+            },
+        )
     assert len(fired) == 1 and "format" in fired[0]
     assert alarm.metrics()["alarm/format_up_accuracy_down"] == 1.0
     assert alarm.metrics()["alarm/length_collapse"] == 0.0 and alarm.fired[0]["step"] == 6

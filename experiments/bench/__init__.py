@@ -2,15 +2,21 @@
 
 Names: engine, math, sandbox, rewards, hf, step, sampler. Each maps to `experiments.bench_<name>.main`.
 """
+
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = {"engine": "experiments.bench.engine", "math": "experiments.bench.math",
-           "sandbox": "experiments.bench.sandbox", "rewards": "experiments.bench.rewards",
-           "hf": "experiments.bench.hf", "step": "experiments.bench.step",
-           "sampler": "experiments.bench.sampler"}
+BENCHES = {
+    "engine": "experiments.bench.engine",
+    "math": "experiments.bench.math",
+    "sandbox": "experiments.bench.sandbox",
+    "rewards": "experiments.bench.rewards",
+    "hf": "experiments.bench.hf",
+    "step": "experiments.bench.step",
+    "sampler": "experiments.bench.sampler",
+}
 
 
 def main(argv: list[str] | None = None) -> None:

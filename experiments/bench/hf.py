@@ -21,6 +21,7 @@ attention reads the strided cache without copying it; top-k draws over 50 candid
 a full-vocabulary multinomial. Numbers: README, performance section.
 Not here: GPU timings, accuracy checks (tests/test_hf_*.py cover equality).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,17 @@ print(before, rss_kib('VmHWM'), seconds)
 
 def make_checkpoint(directory: Path, layers: int, d_model: int = 768, vocab: int = 50257) -> int:
     import transformers
+
     torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=layers, n_embd=d_model, n_head=d_model // 64,
-                                     n_positions=1024, vocab_size=vocab, bos_token_id=None,
-                                     eos_token_id=None)
+    config = transformers.GPT2Config(
+        n_layer=layers,
+        n_embd=d_model,
+        n_head=d_model // 64,
+        n_positions=1024,
+        vocab_size=vocab,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     model = transformers.GPT2LMHeadModel(config)
     model.save_pretrained(directory, max_shard_size="200MB")
     return sum(p.numel() * p.element_size() for p in model.parameters())
@@ -63,7 +71,7 @@ def make_checkpoint(directory: Path, layers: int, d_model: int = 768, vocab: int
 def alternate(fns, new: int, repeats: int) -> list[float]:
     """Best wall time of each fn(new) over `repeats` alternating rounds, after a 2-token warm-up."""
     for fn in fns:
-        fn(2)                              # warm-up (allocator, kernels, lazy imports)
+        fn(2)  # warm-up (allocator, kernels, lazy imports)
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
@@ -75,8 +83,13 @@ def alternate(fns, new: int, repeats: int) -> list[float]:
 
 def load_memory(directory: Path) -> tuple[float, float, float]:
     """(RSS before load MiB, peak RSS MiB, seconds) of a fresh process loading `directory`."""
-    out = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(directory)], check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, str(directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     before, peak, seconds = out.stdout.split()[-3:]
     return int(before) / 1024, int(peak) / 1024, float(seconds)
 
@@ -90,20 +103,30 @@ def main(argv=None) -> dict:
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--group", type=int, default=1,
-                    help="completions per prompt (batch/group distinct prompts)")
-    ap.add_argument("--no-pack", action="store_true",
-                    help="rlreason without packed CPU weights (F.linear everywhere)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for both sides (1 avoids OpenMP stalls on a busy machine)")
+    ap.add_argument(
+        "--group", type=int, default=1, help="completions per prompt (batch/group distinct prompts)"
+    )
+    ap.add_argument(
+        "--no-pack",
+        action="store_true",
+        help="rlreason without packed CPU weights (F.linear everywhere)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both sides (1 avoids OpenMP stalls on a busy machine)",
+    )
     args = ap.parse_args(argv)
     if args.group < 1 or args.batch % args.group:
         ap.error(f"--group {args.group} must divide --batch {args.batch}")
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers
-    from rlreason.sampling.engine import generate
+
     from rlreason.model.hf import load_pretrained
+    from rlreason.sampling.engine import generate
+
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         weight_bytes = make_checkpoint(directory, args.layers, args.d_model, args.vocab)
@@ -111,34 +134,61 @@ def main(argv=None) -> dict:
         ours, _ = load_pretrained(directory, with_tokenizer=False)
         theirs = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
     G = args.group
-    prompts = torch.randint(0, args.vocab, (args.batch // G, args.prompt),
-                            generator=torch.Generator().manual_seed(0))
+    prompts = torch.randint(
+        0, args.vocab, (args.batch // G, args.prompt), generator=torch.Generator().manual_seed(0)
+    )
     ids = prompts.tolist()
 
     def run_ours(new: int):
-        out = generate(ours, ids, n=G, max_new_tokens=new, temperature=1.0, top_k=50, seed=0,
-                       pack_weights=not args.no_pack)
+        out = generate(
+            ours,
+            ids,
+            n=G,
+            max_new_tokens=new,
+            temperature=1.0,
+            top_k=50,
+            seed=0,
+            pack_weights=not args.no_pack,
+        )
         assert out.tokens.shape == (args.batch, new)
 
     def run_theirs(new: int):
         with torch.no_grad():
-            out = theirs.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True,
-                                  temperature=1.0, top_k=50, top_p=1.0, max_new_tokens=new,
-                                  min_new_tokens=new, pad_token_id=0, num_return_sequences=G)
+            out = theirs.generate(
+                prompts,
+                attention_mask=torch.ones_like(prompts),
+                do_sample=True,
+                temperature=1.0,
+                top_k=50,
+                top_p=1.0,
+                max_new_tokens=new,
+                min_new_tokens=new,
+                pad_token_id=0,
+                num_return_sequences=G,
+            )
         assert out.shape == (args.batch, args.prompt + new)
 
     t_ours, t_theirs = alternate([run_ours, run_theirs], args.new, args.repeats)
     tokens = args.batch * args.new
     result = {
         "model": f"gpt2-shaped random, {args.layers} layers, d={args.d_model}, V={args.vocab}, "
-                 f"{weight_bytes / 2**20:.0f} MiB fp32",
-        "threads": torch.get_num_threads(), "batch": args.batch, "group": G,
-        "packed_weights": not args.no_pack, "prompt_len": args.prompt,
-        "new_tokens": args.new, "rlreason_s": round(t_ours, 3), "transformers_s": round(t_theirs, 3),
-        "rlreason_tok_s": round(tokens / t_ours, 1), "transformers_tok_s": round(tokens / t_theirs, 1),
-        "speedup": round(t_theirs / t_ours, 2), "floor": 2.0,
-        "load_s": round(load_s, 2), "load_rss_before_mib": round(rss_before),
-        "load_rss_peak_mib": round(rss_peak), "weights_mib": round(weight_bytes / 2**20),
+        f"{weight_bytes / 2**20:.0f} MiB fp32",
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "group": G,
+        "packed_weights": not args.no_pack,
+        "prompt_len": args.prompt,
+        "new_tokens": args.new,
+        "rlreason_s": round(t_ours, 3),
+        "transformers_s": round(t_theirs, 3),
+        "rlreason_tok_s": round(tokens / t_ours, 1),
+        "transformers_tok_s": round(tokens / t_theirs, 1),
+        "speedup": round(t_theirs / t_ours, 2),
+        "floor": 2.0,
+        "load_s": round(load_s, 2),
+        "load_rss_before_mib": round(rss_before),
+        "load_rss_peak_mib": round(rss_peak),
+        "weights_mib": round(weight_bytes / 2**20),
         "load_rss_growth_over_weights": round((rss_peak - rss_before) / (weight_bytes / 2**20), 2),
     }
     print(json.dumps(result, indent=1))

@@ -8,6 +8,7 @@ about half of the predictions are right. Pairs are unique, so the memo does not 
 pass; a second pass over the same pairs shows the memoised rate separately.
 It deliberately measures only this checker, with the pool's default `POOL_WORKERS` processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,18 @@ def _structure(rng):
 def _symbolic(rng):
     k = rng.randint(2, 30)
     m = rng.randint(2, 9)
-    gold, right, wrong = rng.choice([
-        (f"{k}\\sqrt{{2}}", f"\\sqrt{{{2 * k * k}}}", f"\\sqrt{{{2 * k * k + 1}}}"),
-        (f"{k}\\pi", f"\\pi {k}", f"{k + 1}\\pi"),
-        (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2", f"(x+{k})^2+1"),
-        (f"\\frac{{{k}}}{{\\sqrt{{{m}}}}}", f"\\frac{{{k}\\sqrt{{{m}}}}}{{{m}}}",
-         f"{k}\\sqrt{{{m}}}"),
-    ])
+    gold, right, wrong = rng.choice(
+        [
+            (f"{k}\\sqrt{{2}}", f"\\sqrt{{{2 * k * k}}}", f"\\sqrt{{{2 * k * k + 1}}}"),
+            (f"{k}\\pi", f"\\pi {k}", f"{k + 1}\\pi"),
+            (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2", f"(x+{k})^2+1"),
+            (
+                f"\\frac{{{k}}}{{\\sqrt{{{m}}}}}",
+                f"\\frac{{{k}\\sqrt{{{m}}}}}{{{m}}}",
+                f"{k}\\sqrt{{{m}}}",
+            ),
+        ]
+    )
     return gold, right if rng.random() < 0.5 else wrong
 
 
@@ -73,11 +79,23 @@ def make_mix(n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 HOSTILE = [
-    "9^{9^{9^{9}}}", "2^{2^{2^{2^{2^{2}}}}}", "(10^{100})!", "x^{10^{9}}", "(x+y+z)^{1000}",
-    "(" * 60 + "1" + ")" * 60, "1" + "+1" * 5000, "\\frac{" * 300 + "1" + "}{2}" * 300,
-    "1e999999", "__import__('os').system('true')", "(x+y+z+w)^{100}-(w+z+y+x)^{99}(x+y+z+w)",
-    "\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(x))))))^{99}", "\\binom{1000}{500}x^{99}y^{99}",
-    "x" * 5000, "<answer>" * 2000, "<think>" * 20000, "\\boxed{" * 20000,
+    "9^{9^{9^{9}}}",
+    "2^{2^{2^{2^{2^{2}}}}}",
+    "(10^{100})!",
+    "x^{10^{9}}",
+    "(x+y+z)^{1000}",
+    "(" * 60 + "1" + ")" * 60,
+    "1" + "+1" * 5000,
+    "\\frac{" * 300 + "1" + "}{2}" * 300,
+    "1e999999",
+    "__import__('os').system('true')",
+    "(x+y+z+w)^{100}-(w+z+y+x)^{99}(x+y+z+w)",
+    "\\sin(\\sin(\\sin(\\sin(\\sin(\\sin(x))))))^{99}",
+    "\\binom{1000}{500}x^{99}y^{99}",
+    "x" * 5000,
+    "<answer>" * 2000,
+    "<think>" * 20000,
+    "\\boxed{" * 20000,
     "<think>a</think>" * 20000 + "<answer>4</answer>",
 ]
 
@@ -100,11 +118,13 @@ def component_costs(pairs) -> dict[str, float]:
     def exact(pair):
         try:
             trees_equivalent(*pair, EXACT)
-        except Exception:  # noqa: BLE001 — NeedsSymbolic is expected for some pairs
+        except Exception:
             pass
+
     symbolic = [(normalize(g), n) for (c, g), n in zip(pairs, norms) if "\\sqrt" in g or "x" in g]
     symbolic_trees = [(parse_answer(g), parse_answer(p)) for g, p in symbolic]
     from rewards.math.symbolic import check_symbolic  # imports sympy here only, for timing
+
     fresh = [(f"\\sqrt{{{2 * k * k}}}+{k}y", f"{k}\\sqrt{{2}}+{k}y") for k in range(1000, 1400)]
     start = time.perf_counter()
     checker.check_many(fresh)
@@ -116,9 +136,11 @@ def component_costs(pairs) -> dict[str, float]:
         "guard": _per_sample_us(guard, trees),
         "exact compare": _per_sample_us(exact, list(zip(gold_trees, trees))),
         "numeric pre-filter (symbolic pairs)": _per_sample_us(
-            lambda p: clearly_different(*p), symbolic_trees),
+            lambda p: clearly_different(*p), symbolic_trees
+        ),
         "sympy check, in-process (symbolic pairs)": _per_sample_us(
-            lambda p: check_symbolic(*p), symbolic[:200]),
+            lambda p: check_symbolic(*p), symbolic[:200]
+        ),
         "symbolic pair through the pool, amortised": pool_us,
     }
 
@@ -140,8 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     methods = {}
     for v in verdicts:
         methods[v.method] = methods.get(v.method, 0) + 1
-    print(f"mix, unique pairs: {len(pairs)} checks in {elapsed:.2f} s = "
-          f"{len(pairs) / elapsed:,.0f} checks/s; decided by {methods}")
+    print(
+        f"mix, unique pairs: {len(pairs)} checks in {elapsed:.2f} s = "
+        f"{len(pairs) / elapsed:,.0f} checks/s; decided by {methods}"
+    )
     start = time.perf_counter()
     checker.check_many(pairs)
     elapsed = time.perf_counter() - start
@@ -159,12 +183,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  hostile {text[:40]!r:<44s} {took * 1e3:8.1f} ms  {verdict.method}")
     start = time.perf_counter()
     verdict = checker.check_many_verdicts([("\\sqrt{99}+w", "3\\sqrt{11}+w")], timeout_s=0.0)[0]
-    print(f"  forced overrun (timeout 0 s, worker killed): "
-          f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}")
+    print(
+        f"  forced overrun (timeout 0 s, worker killed): "
+        f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}"
+    )
     start = time.perf_counter()
     verdict = checker.check_many_verdicts([("\\sqrt{98}+w", "7\\sqrt{2}+w")])[0]
-    print(f"  next symbolic check, replacement worker still starting: "
-          f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}")
+    print(
+        f"  next symbolic check, replacement worker still starting: "
+        f"{(time.perf_counter() - start) * 1e3:.1f} ms -> {verdict.method}"
+    )
     print(f"worst single hostile check: {worst:.3f} s (limit 3 s)")
     checker.close_pool()
 

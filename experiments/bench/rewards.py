@@ -8,13 +8,14 @@ worst case of the text rewards on a 1 MB hostile completion. `math` and `code` a
 their modules import (first call reported separately: it starts worker processes). Numbers are
 wall-clock medians over repeats on whatever machine runs it; this script asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
 import functools
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from envs.base import Task
 from rewards.base import ComposedReward
@@ -73,8 +74,9 @@ def bench_text_rewards(completions, tasks, repeats: int) -> None:
     for name, options in TEXT_REWARDS.items():
         reward = build_reward(name, **options)
         row(name, median_seconds(lambda: reward(completions, tasks), repeats), batch)
-    composed = ComposedReward({n: (build_reward(n, **o), 1.0) for n, o in TEXT_REWARDS.items()},
-                              gate="format")
+    composed = ComposedReward(
+        {n: (build_reward(n, **o), 1.0) for n, o in TEXT_REWARDS.items()}, gate="format"
+    )
     seconds = median_seconds(lambda: composed(completions, tasks), repeats)
     row("composed (all above, gated)", seconds, batch)
 
@@ -87,8 +89,12 @@ def bench_hostile(repeats: int) -> None:
         row(f"{name} @ 1 MB hostile", median_seconds(lambda: reward(hostile, tasks), repeats), 1)
 
 
-def bench_optional(name: str, make_batch: Callable[[int], tuple[list[str], list[Task]]],
-                   options: dict, repeats: int) -> None:
+def bench_optional(
+    name: str,
+    make_batch: Callable[[int], tuple[list[str], list[Task]]],
+    options: dict,
+    repeats: int,
+) -> None:
     """Time a teammate's reward if its module imports; report and skip otherwise. Every call
     gets a fresh batch (`make_batch(call_index)`) so answer caches cannot flatter the numbers."""
     try:
@@ -101,8 +107,12 @@ def bench_optional(name: str, make_batch: Callable[[int], tuple[list[str], list[
     out = reward(completions, tasks)
     row(f"{name} (first call)", time.perf_counter() - start, len(completions))
     batches = iter([make_batch(k) for k in range(1, repeats + 1)])
-    row(name, median_seconds(lambda: reward(*next(batches)), repeats), len(completions),
-        f"mean score {sum(out) / len(out):.2f}")
+    row(
+        name,
+        median_seconds(lambda: reward(*next(batches)), repeats),
+        len(completions),
+        f"mean score {sum(out) / len(out):.2f}",
+    )
 
 
 def code_batch(batch: int, call: int) -> tuple[list[str], list[Task]]:
@@ -123,8 +133,12 @@ def math_batch(batch: int, call: int) -> tuple[list[str], list[Task]]:
     completions, tasks = [], []
     for i in range(batch):
         k = call * batch + i + 1
-        pred, gold = [(f"{k}", f"{k}"), (f"\\frac{{{2 * k + 1}}}{{2}}", f"{k + 0.5}"),
-                      (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2"), (f"{k}", f"{k + 1}")][i % 4]
+        pred, gold = [
+            (f"{k}", f"{k}"),
+            (f"\\frac{{{2 * k + 1}}}{{2}}", f"{k + 0.5}"),
+            (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2"),
+            (f"{k}", f"{k + 1}"),
+        ][i % 4]
         completions.append(f"<think>work</think><answer>{pred}</answer>")
         tasks.append(Task("q", answer=gold))
     return completions, tasks
@@ -141,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     bench_text_rewards(completions, tasks, args.repeats)
     bench_hostile(max(1, args.repeats // 2))
     bench_optional("math", functools.partial(math_batch, args.batch), {}, args.repeats)
-    bench_optional("code", functools.partial(code_batch, min(args.batch, 8)), {},
-                   max(1, args.repeats // 2))
+    bench_optional(
+        "code", functools.partial(code_batch, min(args.batch, 8)), {}, max(1, args.repeats // 2)
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ For a (rows, V) batch of float32 logits it times, per call:
 Run: `rlreason-bench sampler [--rows 32 --vocab 100 50257 151936 --repeats 20 --threads 2]`.
 Asserts nothing; the draws' correctness is tested in tests/test_engine.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ def per_call_ms(fn, repeats: int) -> float:
 
 def main(argv=None) -> list[dict]:
     from rlreason.sampling.engine import draw, sample_next
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--vocab", type=int, nargs="+", default=[100, 50257, 151936])
@@ -38,24 +40,33 @@ def main(argv=None) -> list[dict]:
     gen = torch.Generator().manual_seed(0)
     rows = []
     print(f"per-call ms, {args.rows} rows, {args.threads} threads")
-    print(f"{'vocab':>8} {'multinomial':>12} {'draw':>8} {'speed-up':>9} {'sample_next':>12} "
-          f"{'+top-k 50':>10}")
+    print(
+        f"{'vocab':>8} {'multinomial':>12} {'draw':>8} {'speed-up':>9} {'sample_next':>12} "
+        f"{'+top-k 50':>10}"
+    )
     for V in args.vocab:
         logits = torch.randn(args.rows, V, generator=gen)
         probs = torch.softmax(logits, -1)
-        u = lambda: torch.rand(args.rows, 1, generator=gen)          # noqa: E731
-        r = {"vocab": V,
-             "multinomial_ms": per_call_ms(lambda: torch.multinomial(probs, 1, generator=gen),
-                                           args.repeats),
-             "draw_ms": per_call_ms(lambda: draw(probs, u()), args.repeats),
-             "sample_next_ms": per_call_ms(lambda: sample_next(logits, 1.0, None, None, u()),
-                                           args.repeats),
-             "sample_next_top_k_ms": per_call_ms(lambda: sample_next(logits, 1.0, 50, None, u()),
-                                                 args.repeats)}
+        u = lambda: torch.rand(args.rows, 1, generator=gen)
+        r = {
+            "vocab": V,
+            "multinomial_ms": per_call_ms(
+                lambda: torch.multinomial(probs, 1, generator=gen), args.repeats
+            ),
+            "draw_ms": per_call_ms(lambda: draw(probs, u()), args.repeats),
+            "sample_next_ms": per_call_ms(
+                lambda: sample_next(logits, 1.0, None, None, u()), args.repeats
+            ),
+            "sample_next_top_k_ms": per_call_ms(
+                lambda: sample_next(logits, 1.0, 50, None, u()), args.repeats
+            ),
+        }
         rows.append(r)
-        print(f"{V:>8} {r['multinomial_ms']:>12.2f} {r['draw_ms']:>8.2f} "
-              f"{r['multinomial_ms'] / r['draw_ms']:>8.1f}x {r['sample_next_ms']:>12.2f} "
-              f"{r['sample_next_top_k_ms']:>10.2f}")
+        print(
+            f"{V:>8} {r['multinomial_ms']:>12.2f} {r['draw_ms']:>8.2f} "
+            f"{r['multinomial_ms'] / r['draw_ms']:>8.1f}x {r['sample_next_ms']:>12.2f} "
+            f"{r['sample_next_top_k_ms']:>10.2f}"
+        )
     return rows
 
 

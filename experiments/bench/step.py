@@ -5,6 +5,7 @@ Run: `rlreason-bench step [--d-model 128 --layers 4 --prompts 16 --group 8 --new
 (rewards run for real), LoRA when `--lora-rank > 0`, W&B disabled. Prints the median step and its
 split over the steps after the first (warm-up). Asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,17 +29,24 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     from experiments.train import build_trainer
     from rlreason.config import Config
+
     cfg = Config()
     m = cfg.model
-    m.source, m.d_model, m.n_layer, m.n_head, m.device, m.dtype = ("scratch", a.d_model, a.layers,
-                                                                   a.heads, a.device, a.dtype)
+    m.source, m.d_model, m.n_layer, m.n_head, m.device, m.dtype = (
+        "scratch",
+        a.d_model,
+        a.layers,
+        a.heads,
+        a.device,
+        a.dtype,
+    )
     m.max_seq_len = a.new + 64
     cfg.lora.enabled, cfg.lora.rank = a.lora_rank > 0, max(a.lora_rank, 1)
     cfg.sampling.max_new_tokens = a.new
     cfg.train.steps, cfg.train.prompts_per_step, cfg.train.progress = a.steps, a.prompts, False
     cfg.algo.group_size, cfg.algo.epochs = a.group, a.epochs
     cfg.optim.warmup_steps, cfg.eval.n_problems, cfg.log.wandb.mode = 0, 0, "disabled"
-    cfg.log.console_every, cfg.log.samples_every = 10 ** 9, 0
+    cfg.log.console_every, cfg.log.samples_every = 10**9, 0
     with tempfile.TemporaryDirectory() as d:
         cfg.log.run_dir = d
         trainer = build_trainer(cfg)
@@ -46,17 +54,31 @@ def main(argv: list[str] | None = None) -> None:
         for step in range(1, a.steps + 1):
             rows.append(trainer.train_step(step))
     keep = rows[1:] or rows
-    med = {k: statistics.median(r[k] for r in keep) for k in
-           ("perf/step_s", "perf/gen_s", "perf/reward_s", "perf/ref_s", "perf/train_s", "perf/other_s",
-            "perf/tokens_per_s", "perf/peak_mem_mb")}
-    print(f"GRPO step: {a.prompts} prompts x {a.group} samples, {a.new} new tokens, "
-          f"d_model {a.d_model} x {a.layers} layers, lora rank {a.lora_rank}, device {a.device}")
+    med = {
+        k: statistics.median(r[k] for r in keep)
+        for k in (
+            "perf/step_s",
+            "perf/gen_s",
+            "perf/reward_s",
+            "perf/ref_s",
+            "perf/train_s",
+            "perf/other_s",
+            "perf/tokens_per_s",
+            "perf/peak_mem_mb",
+        )
+    }
+    print(
+        f"GRPO step: {a.prompts} prompts x {a.group} samples, {a.new} new tokens, "
+        f"d_model {a.d_model} x {a.layers} layers, lora rank {a.lora_rank}, device {a.device}"
+    )
     step = med["perf/step_s"]
     for k in ("gen", "reward", "ref", "train", "other"):
         v = med[f"perf/{k}_s"]
         print(f"  {k:7s} {v:8.3f} s  ({100 * v / step:5.1f}%)")
-    print(f"  step    {step:8.3f} s; generation {med['perf/tokens_per_s']:.0f} tokens/s; "
-          f"peak memory {med['perf/peak_mem_mb']:.0f} MB")
+    print(
+        f"  step    {step:8.3f} s; generation {med['perf/tokens_per_s']:.0f} tokens/s; "
+        f"peak memory {med['perf/peak_mem_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

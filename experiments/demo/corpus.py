@@ -25,11 +25,12 @@ Prompts are drawn with the `arithmetic` env's own sampler (`CorpusConfig.env_kwa
 config the RL trainer uses) and the env's eval prompts are excluded, so held-out evaluation never
 sees a pretraining problem. This module does not tokenize or train (experiments/demo/pretrain.py does).
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from envs.arithmetic import ArithmeticConfig, sample_task
 from envs.base import build_env
@@ -42,32 +43,41 @@ KINDS = ("direct", "think", "bad")
 class CorpusConfig:
     n_docs: int = 40_000
     seed: int = 1234
-    digits: int = 3                     # env: operands have min_digits..digits digits; fixed
-    min_digits: int = 3                 # width keeps every digit at a fixed position
-    env_seed: int = 0                   # env: seed of its train/eval splits
+    digits: int = 3  # env: operands have min_digits..digits digits; fixed
+    min_digits: int = 3  # width keeps every digit at a fixed position
+    env_seed: int = 0  # env: seed of its train/eval splits
     n_train: int = 10_000
     n_eval: int = 500
     direct_fraction: float = 0.66
-    think_fraction: float = 0.20        # the rest (1 - direct - think) is badly formatted
+    think_fraction: float = 0.20  # the rest (1 - direct - think) is badly formatted
     direct_right_on_carry: float = 0.10
-    sloppy_fraction: float = 0.06       # of the think documents
-    truncated_fraction: float = 0.04    # of the think documents
+    sloppy_fraction: float = 0.06  # of the think documents
+    truncated_fraction: float = 0.04  # of the think documents
 
     def __post_init__(self) -> None:
-        probs = {k: getattr(self, k) for k in ("direct_fraction", "think_fraction",
-                                               "direct_right_on_carry", "sloppy_fraction",
-                                               "truncated_fraction")}
+        probs = {
+            k: getattr(self, k)
+            for k in (
+                "direct_fraction",
+                "think_fraction",
+                "direct_right_on_carry",
+                "sloppy_fraction",
+                "truncated_fraction",
+            )
+        }
         bad = {k: v for k, v in probs.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"CorpusConfig: fractions must lie in [0, 1], got {bad}")
         if self.direct_fraction + self.think_fraction > 1.0 + 1e-9:
-            raise ValueError("CorpusConfig: direct_fraction + think_fraction exceeds 1 "
-                             f"({self.direct_fraction} + {self.think_fraction})")
+            raise ValueError(
+                "CorpusConfig: direct_fraction + think_fraction exceeds 1 "
+                f"({self.direct_fraction} + {self.think_fraction})"
+            )
         if self.sloppy_fraction + self.truncated_fraction > 1.0 + 1e-9:
             raise ValueError("CorpusConfig: sloppy_fraction + truncated_fraction exceeds 1")
         if self.n_docs < 0:
             raise ValueError(f"CorpusConfig: n_docs must be >= 0, got {self.n_docs}")
-        ArithmeticConfig(**self.env_kwargs())                 # validates digits / min_digits
+        ArithmeticConfig(**self.env_kwargs())  # validates digits / min_digits
 
     @property
     def bad_fraction(self) -> float:
@@ -75,9 +85,15 @@ class CorpusConfig:
 
     def env_kwargs(self) -> dict:
         """Keyword arguments of `build_env("arithmetic", ...)` for the matching RL task."""
-        return dict(digits=self.digits, min_digits=self.min_digits, ops=("+",),
-                    seed=self.env_seed, n_train=self.n_train, n_eval=self.n_eval,
-                    template="tiny")
+        return dict(
+            digits=self.digits,
+            min_digits=self.min_digits,
+            ops=("+",),
+            seed=self.env_seed,
+            n_train=self.n_train,
+            n_eval=self.n_eval,
+            template="tiny",
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,22 +101,23 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class Doc:
-    text: str          # full document, prompt + completion + "<eos>"
-    prompt: str        # rendered prompt ("Q: 12+345=\nA: ")
-    completion: str    # the part after the prompt, without "<eos>"
-    kind: str          # direct | think | bad
-    variant: str       # direct: right|carry_dropped; think: clean|sloppy|truncated; bad: format name
+    text: str  # full document, prompt + completion + "<eos>"
+    prompt: str  # rendered prompt ("Q: 12+345=\nA: ")
+    completion: str  # the part after the prompt, without "<eos>"
+    kind: str  # direct | think | bad
+    variant: str  # direct: right|carry_dropped; think: clean|sloppy|truncated; bad: format name
     a: int
     b: int
-    correct: bool      # the completion states the right sum inside <answer> tags
+    correct: bool  # the completion states the right sum inside <answer> tags
 
 
 # --------------------------------------------------------------------------- arithmetic pieces
 
+
 def column_digits(a: int, b: int) -> list[tuple[int, int]]:
     """(x, y) digit pairs, least significant first, padded with 0 to the longer operand."""
     n = max(len(str(a)), len(str(b)))
-    return [((a // 10 ** i) % 10, (b // 10 ** i) % 10) for i in range(n)]
+    return [((a // 10**i) % 10, (b // 10**i) % 10) for i in range(n)]
 
 
 def needs_carry(a: int, b: int) -> bool:
@@ -109,7 +126,7 @@ def needs_carry(a: int, b: int) -> bool:
 
 def carry_dropped(a: int, b: int) -> int:
     """Column sums mod 10, every carry (including the final one) dropped."""
-    return sum(((x + y) % 10) * 10 ** i for i, (x, y) in enumerate(column_digits(a, b)))
+    return sum(((x + y) % 10) * 10**i for i, (x, y) in enumerate(column_digits(a, b)))
 
 
 def direct_guess(a: int, b: int, rng: random.Random, cfg: CorpusConfig) -> tuple[int, str]:
@@ -142,6 +159,7 @@ def trace_completion(lines: list[str], result: int) -> str:
 
 
 # --------------------------------------------------------------------------- completions by kind
+
 
 def _direct(a: int, b: int, rng: random.Random, cfg: CorpusConfig) -> tuple[str, str, bool]:
     guess, variant = direct_guess(a, b, rng, cfg)
@@ -183,7 +201,10 @@ def _untagged_trace(a, b, guess, rng):
 
 
 BAD_FORMATS: dict[str, Callable[[int, int, int, random.Random], str]] = {
-    "bare": _bare, "prose": _prose, "unclosed": _unclosed, "chatter": _chatter,
+    "bare": _bare,
+    "prose": _prose,
+    "unclosed": _unclosed,
+    "chatter": _chatter,
     "untagged_trace": _untagged_trace,
 }
 
@@ -199,6 +220,7 @@ COMPLETIONS = {"direct": _direct, "think": _think, "bad": _bad}
 
 
 # --------------------------------------------------------------------------- the corpus
+
 
 def eval_prompts(cfg: CorpusConfig) -> set[str]:
     """The env's held-out prompts (`"12+345="`), excluded from the corpus."""

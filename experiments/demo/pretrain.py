@@ -39,6 +39,7 @@ a step took 0.16 s with one thread and 2.6 s with two (OpenMP threads fighting o
 
 Not here: RL (rl/trainer.py), Hydra (the trainer calls `ensure_base` with the default config).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,17 +54,17 @@ from pathlib import Path
 import torch
 
 from envs.base import build_env
-from experiments.demo.corpus import CorpusConfig, build_corpus, mix_summary
 from envs.templates import get_template
+from experiments.demo.corpus import CorpusConfig, build_corpus, mix_summary
 from rewards.format import is_strict_format
 from rewards.math import math_reward
-from rlreason.sampling.engine import generate
 from rlreason.lm_train import LMTrainConfig, train_lm
 from rlreason.model.gpt import GPT, GPTConfig
 from rlreason.model.io import load_model, save_model
 from rlreason.model.tokenizer import CharTokenizer
+from rlreason.sampling.engine import generate
 
-FORMAT_VERSION = "base-v2"     # bump when the corpus or the recipe changes meaning
+FORMAT_VERSION = "base-v2"  # bump when the corpus or the recipe changes meaning
 TRAIN_THREADS = 1
 
 
@@ -73,13 +74,13 @@ class ModelShape:
     n_layer: int = 4
     n_head: int = 4
     d_model: int = 128
-    max_seq_len: int = 128      # prompt (<= 15) + the longest trace (< 75) with room to spare
+    max_seq_len: int = 128  # prompt (<= 15) + the longest trace (< 75) with room to spare
 
 
 @dataclass(frozen=True)
 class BaseEvalConfig:
-    n_problems: int = 500       # first n of the env's eval split
-    samples: int = 2            # sampled completions per problem at temperature 1
+    n_problems: int = 500  # first n of the env's eval split
+    samples: int = 2  # sampled completions per problem at temperature 1
     max_new_tokens: int = 96
     seed: int = 0
 
@@ -87,6 +88,7 @@ class BaseEvalConfig:
 @dataclass(frozen=True)
 class AnnealConfig:
     """Phase 2: a short, low-lr phase on a direct-answer-heavy mix (see the module docstring)."""
+
     steps: int = 60
     peak_lr: float = 3e-4
     min_lr: float = 3e-5
@@ -99,13 +101,30 @@ class AnnealConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(
-        n_docs=38_400, digits=2, min_digits=2, n_train=6000, n_eval=500,
-        think_fraction=0.9, direct_fraction=0.1))
+    corpus: CorpusConfig = field(
+        default_factory=lambda: CorpusConfig(
+            n_docs=38_400,
+            digits=2,
+            min_digits=2,
+            n_train=6000,
+            n_eval=500,
+            think_fraction=0.9,
+            direct_fraction=0.1,
+        )
+    )
     model: ModelShape = field(default_factory=ModelShape)
-    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(
-        steps=600, batch_size=32, peak_lr=3e-3, min_lr=3e-4, warmup_steps=50,
-        weight_decay=0.1, grad_clip=1.0, seed=0))
+    train: LMTrainConfig = field(
+        default_factory=lambda: LMTrainConfig(
+            steps=600,
+            batch_size=32,
+            peak_lr=3e-3,
+            min_lr=3e-4,
+            warmup_steps=50,
+            weight_decay=0.1,
+            grad_clip=1.0,
+            seed=0,
+        )
+    )
     anneal: AnnealConfig | None = field(default_factory=AnnealConfig)
     eval: BaseEvalConfig = field(default_factory=BaseEvalConfig)
 
@@ -114,10 +133,24 @@ class PretrainConfig:
         out = [(self.corpus, self.train)]
         a = self.anneal
         if a is not None:
-            out.append((replace(self.corpus, think_fraction=a.think_fraction,
-                                direct_fraction=a.direct_fraction, n_docs=a.n_docs, seed=a.seed),
-                        replace(self.train, steps=a.steps, peak_lr=a.peak_lr, min_lr=a.min_lr,
-                                warmup_steps=a.warmup_steps)))
+            out.append(
+                (
+                    replace(
+                        self.corpus,
+                        think_fraction=a.think_fraction,
+                        direct_fraction=a.direct_fraction,
+                        n_docs=a.n_docs,
+                        seed=a.seed,
+                    ),
+                    replace(
+                        self.train,
+                        steps=a.steps,
+                        peak_lr=a.peak_lr,
+                        min_lr=a.min_lr,
+                        warmup_steps=a.warmup_steps,
+                    ),
+                )
+            )
         return out
 
     def to_dict(self) -> dict:
@@ -141,30 +174,55 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 
 def is_built(directory: Path) -> bool:
-    return all((directory / f).is_file() for f in ("pretrain.json", "model.safetensors",
-                                                    "config.json", "tokenizer.json"))
+    return all(
+        (directory / f).is_file()
+        for f in ("pretrain.json", "model.safetensors", "config.json", "tokenizer.json")
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
 
+
 def _completion_stats(texts: list[str], scores: list[float]) -> dict:
     think = [i for i, t in enumerate(texts) if "<think>" in t]
     direct = [i for i, t in enumerate(texts) if "<think>" not in t]
-    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else None  # noqa: E731
-    return {"accuracy": sum(scores) / len(scores), "think_share": len(think) / len(texts),
-            "think_accuracy": mean(think), "direct_accuracy": mean(direct),
-            "format_rate": sum(map(is_strict_format, texts)) / len(texts), "n": len(texts)}
+    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else None
+    return {
+        "accuracy": sum(scores) / len(scores),
+        "think_share": len(think) / len(texts),
+        "think_accuracy": mean(think),
+        "direct_accuracy": mean(direct),
+        "format_rate": sum(map(is_strict_format, texts)) / len(texts),
+        "n": len(texts),
+    }
 
 
-def evaluate_base(model, tokenizer, tasks, *, temperature: float, samples: int = 1,
-                  max_new_tokens: int = 96, seed: int = 0, template: str = "tiny") -> dict:
+def evaluate_base(
+    model,
+    tokenizer,
+    tasks,
+    *,
+    temperature: float,
+    samples: int = 1,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+    template: str = "tiny",
+) -> dict:
     """Accuracy, format rate, think share/accuracy and mean length of completions of `tasks`."""
     tmpl = get_template(template)
     prompts = [tokenizer.encode(tmpl.render(t)) for t in tasks]
     stop_ids = [tokenizer.encode(s) for s in tmpl.stop]
-    out = generate(model, prompts, n=samples, max_new_tokens=max_new_tokens,
-                   temperature=temperature, seed=seed, tokenizer=tokenizer, stop_ids=stop_ids)
-    expanded = [t for t in tasks for _ in range(samples)]          # prompt-major, like the engine
+    out = generate(
+        model,
+        prompts,
+        n=samples,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        tokenizer=tokenizer,
+        stop_ids=stop_ids,
+    )
+    expanded = [t for t in tasks for _ in range(samples)]  # prompt-major, like the engine
     scores = list(math_reward(out.texts, expanded))
     stats = _completion_stats(out.texts, scores)
     stats["mean_length"] = sum(len(c) for c in out.completion_ids) / len(out.completion_ids)
@@ -173,15 +231,26 @@ def evaluate_base(model, tokenizer, tasks, *, temperature: float, samples: int =
 
 def evaluate_default(model, tokenizer, cfg: PretrainConfig) -> dict:
     """Greedy and T=1 results on the first `cfg.eval.n_problems` eval problems."""
-    tasks = list(build_env("arithmetic", **cfg.env_kwargs()).eval)[:cfg.eval.n_problems]
+    tasks = list(build_env("arithmetic", **cfg.env_kwargs()).eval)[: cfg.eval.n_problems]
     e = cfg.eval
-    return {"greedy": evaluate_base(model, tokenizer, tasks, temperature=0.0,
-                                    max_new_tokens=e.max_new_tokens, seed=e.seed),
-            "sampled": evaluate_base(model, tokenizer, tasks, temperature=1.0, samples=e.samples,
-                                     max_new_tokens=e.max_new_tokens, seed=e.seed)}
+    return {
+        "greedy": evaluate_base(
+            model, tokenizer, tasks, temperature=0.0, max_new_tokens=e.max_new_tokens, seed=e.seed
+        ),
+        "sampled": evaluate_base(
+            model,
+            tokenizer,
+            tasks,
+            temperature=1.0,
+            samples=e.samples,
+            max_new_tokens=e.max_new_tokens,
+            seed=e.seed,
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- building
+
 
 def encode_corpus(docs, tokenizer) -> tuple[list[list[int]], list[int]]:
     """Token ids of every document and where its completion starts (the loss start)."""
@@ -196,8 +265,12 @@ def encode_corpus(docs, tokenizer) -> tuple[list[list[int]], list[int]]:
 def _loss_summary(losses: list[float]) -> dict:
     k = max(1, len(losses) // 20)
     tail = losses[-k:]
-    return {"first": losses[0], "last": losses[-1], "final_mean": sum(tail) / len(tail),
-            "every_50": losses[::50]}
+    return {
+        "first": losses[0],
+        "last": losses[-1],
+        "final_mean": sum(tail) / len(tail),
+        "every_50": losses[::50],
+    }
 
 
 def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
@@ -213,23 +286,37 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
         seqs, starts = encode_corpus(docs, tokenizer)
         longest = max(map(len, seqs))
         if longest > cfg.model.max_seq_len:
-            raise ValueError(f"pretrain: a corpus document has {longest} tokens, more than "
-                             f"model.max_seq_len={cfg.model.max_seq_len}")
-        log(f"pretrain phase {i}: {len(docs)} documents, {model.num_parameters():,} parameters, "
-            f"{train.steps} steps, peak lr {train.peak_lr:g}")
+            raise ValueError(
+                f"pretrain: a corpus document has {longest} tokens, more than "
+                f"model.max_seq_len={cfg.model.max_seq_len}"
+            )
+        log(
+            f"pretrain phase {i}: {len(docs)} documents, {model.num_parameters():,} parameters, "
+            f"{train.steps} steps, peak lr {train.peak_lr:g}"
+        )
         t1 = time.perf_counter()
         losses += _train_phase(model, seqs, starts, train, tokenizer.pad_id, log, t0)
         train_s += time.perf_counter() - t1
     t2 = time.perf_counter()
     results = evaluate_default(model, tokenizer, cfg)
-    record = {"config": cfg.to_dict(), "config_hash": cfg.config_hash(),
-              "format_version": FORMAT_VERSION, "env": {"name": "arithmetic", **cfg.env_kwargs()},
-              "template": "tiny", "max_new_tokens": cfg.eval.max_new_tokens,
-              "parameters": model.num_parameters(), "corpus_mix": mixes,
-              "loss": _loss_summary(losses), "eval": results,
-              "seconds": {"train": train_s, "eval": time.perf_counter() - t2,
-                          "total": time.perf_counter() - t0},
-              "torch_threads": {"train": TRAIN_THREADS, "eval": torch.get_num_threads()}}
+    record = {
+        "config": cfg.to_dict(),
+        "config_hash": cfg.config_hash(),
+        "format_version": FORMAT_VERSION,
+        "env": {"name": "arithmetic", **cfg.env_kwargs()},
+        "template": "tiny",
+        "max_new_tokens": cfg.eval.max_new_tokens,
+        "parameters": model.num_parameters(),
+        "corpus_mix": mixes,
+        "loss": _loss_summary(losses),
+        "eval": results,
+        "seconds": {
+            "train": train_s,
+            "eval": time.perf_counter() - t2,
+            "total": time.perf_counter() - t0,
+        },
+        "torch_threads": {"train": TRAIN_THREADS, "eval": torch.get_num_threads()},
+    }
     out = Path(directory)
     save_model(model, tokenizer, out)
     (out / "pretrain.json").write_text(json.dumps(record, indent=1))
@@ -237,14 +324,18 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
     return out
 
 
-def _train_phase(model, seqs, starts, train: LMTrainConfig, pad_id: int, log, t0: float) -> list[float]:
+def _train_phase(
+    model, seqs, starts, train: LMTrainConfig, pad_id: int, log, t0: float
+) -> list[float]:
     recent: list[float] = []
 
     def progress(step, loss, lr):
         recent[:] = (recent + [loss])[-50:]
         if step % 100 == 0 or step == train.steps - 1:
-            log(f"  step {step:5d}  loss(mean of last {len(recent)}) "
-                f"{sum(recent) / len(recent):.4f}  lr {lr:.2e}  {time.perf_counter() - t0:6.1f}s")
+            log(
+                f"  step {step:5d}  loss(mean of last {len(recent)}) "
+                f"{sum(recent) / len(recent):.4f}  lr {lr:.2e}  {time.perf_counter() - t0:6.1f}s"
+            )
 
     threads = torch.get_num_threads()
     torch.set_num_threads(TRAIN_THREADS)
@@ -256,15 +347,18 @@ def _train_phase(model, seqs, starts, train: LMTrainConfig, pad_id: int, log, t0
 
 def summary_line(results: dict) -> str:
     g, s = results["greedy"], results["sampled"]
-    pct = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
-    return (f"greedy acc {pct(g['accuracy'])} | sampled acc {pct(s['accuracy'])}, think "
-            f"{pct(s['think_share'])} (right {pct(s['think_accuracy'])}), direct right "
-            f"{pct(s['direct_accuracy'])}, format {pct(s['format_rate'])}, "
-            f"length {s['mean_length']:.1f}")
+    pct = lambda x: "n/a" if x is None else f"{x:.1%}"
+    return (
+        f"greedy acc {pct(g['accuracy'])} | sampled acc {pct(s['accuracy'])}, think "
+        f"{pct(s['think_share'])} (right {pct(s['think_accuracy'])}), direct right "
+        f"{pct(s['direct_accuracy'])}, format {pct(s['format_rate'])}, "
+        f"length {s['mean_length']:.1f}"
+    )
 
 
-def ensure_base(cfg: PretrainConfig | None = None, cache_dir=None, *, force: bool = False,
-                log=print) -> Path:
+def ensure_base(
+    cfg: PretrainConfig | None = None, cache_dir=None, *, force: bool = False, log=print
+) -> Path:
     """The cached base directory for `cfg` (default config if None), built first if missing."""
     cfg = cfg or PretrainConfig()
     final = cache_root(cache_dir) / cfg.config_hash()
@@ -277,7 +371,7 @@ def ensure_base(cfg: PretrainConfig | None = None, cache_dir=None, *, force: boo
         shutil.rmtree(final, ignore_errors=True)
     try:
         tmp.rename(final)
-    except OSError:                       # another process finished the same build first
+    except OSError:  # another process finished the same build first
         shutil.rmtree(tmp, ignore_errors=True)
         if not is_built(final):
             raise
@@ -300,8 +394,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = PretrainConfig()
     if args.steps is not None:
-        cfg = replace(cfg, train=replace(cfg.train, steps=args.steps,
-                                         warmup_steps=min(cfg.train.warmup_steps, args.steps)))
+        cfg = replace(
+            cfg,
+            train=replace(
+                cfg.train, steps=args.steps, warmup_steps=min(cfg.train.warmup_steps, args.steps)
+            ),
+        )
     if args.seed is not None:
         cfg = replace(cfg, train=replace(cfg.train, seed=args.seed))
     if args.out is None:

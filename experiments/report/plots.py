@@ -11,77 +11,129 @@ state and works whatever backend the calling process selected.
 
 Not here: reading run directories, markdown, the CLI (experiments/report/build.py).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 
 class Series(NamedTuple):
-    steps: np.ndarray       # (N,) increasing steps
-    values: np.ndarray      # (N,) floats, NaN where the run logged a non-finite value
+    steps: np.ndarray  # (N,) increasing steps
+    values: np.ndarray  # (N,) floats, NaN where the run logged a non-finite value
 
 
 @dataclass(frozen=True)
 class PlotSpec:
-    name: str               # PNG file stem
+    name: str  # PNG file stem
     title: str
     ylabel: str
-    keys: tuple[str, ...]   # metric keys or fnmatch patterns
+    keys: tuple[str, ...]  # metric keys or fnmatch patterns
 
 
 RUN_PLOTS = (
-    PlotSpec("accuracy", "Held-out accuracy (greedy and sampled) and train accuracy", "accuracy",
-             ("eval/greedy_acc", "eval/pass@1", "accuracy")),
+    PlotSpec(
+        "accuracy",
+        "Held-out accuracy (greedy and sampled) and train accuracy",
+        "accuracy",
+        ("eval/greedy_acc", "eval/pass@1", "accuracy"),
+    ),
     PlotSpec("rewards", "Reward components (train, mean per step)", "reward", ("reward/*/mean",)),
-    PlotSpec("format_rate", "Format rate", "share", ("eval/format_rate", "eval/greedy_format_rate")),
-    PlotSpec("length", "Response length", "tokens",
-             ("rollout/length_mean", "eval/length_mean", "eval/greedy_length_mean")),
-    PlotSpec("think_rate", "Completions that reason in <think>", "share",
-             ("rollout/think_rate", "eval/think_rate", "eval/greedy_think_rate")),
+    PlotSpec(
+        "format_rate", "Format rate", "share", ("eval/format_rate", "eval/greedy_format_rate")
+    ),
+    PlotSpec(
+        "length",
+        "Response length",
+        "tokens",
+        ("rollout/length_mean", "eval/length_mean", "eval/greedy_length_mean"),
+    ),
+    PlotSpec(
+        "think_rate",
+        "Completions that reason in <think>",
+        "share",
+        ("rollout/think_rate", "eval/think_rate", "eval/greedy_think_rate"),
+    ),
     PlotSpec("kl", "KL to the reference policy", "KL", ("policy/kl",)),
     PlotSpec("entropy", "Policy entropy", "nats per token", ("policy/entropy",)),
     PlotSpec("lr", "Learning rate", "lr", ("lr",)),
 )
 COMPARE_PLOTS = (
     PlotSpec("greedy_accuracy", "Held-out greedy accuracy", "accuracy", ("eval/greedy_acc",)),
-    PlotSpec("sampled_accuracy", "Held-out sampled accuracy (pass@1)", "accuracy", ("eval/pass@1",)),
+    PlotSpec(
+        "sampled_accuracy", "Held-out sampled accuracy (pass@1)", "accuracy", ("eval/pass@1",)
+    ),
     PlotSpec("train_accuracy", "Train accuracy (sampled rollouts)", "accuracy", ("accuracy",)),
     PlotSpec("format_rate", "Held-out format rate", "share", ("eval/format_rate",)),
     PlotSpec("length", "Held-out response length", "tokens", ("eval/length_mean",)),
 )
-LABELS = {"eval/greedy_acc": "held-out greedy", "eval/pass@1": "held-out sampled (pass@1)",
-          "accuracy": "train (sampled)", "eval/format_rate": "held-out sampled",
-          "eval/greedy_format_rate": "held-out greedy", "rollout/length_mean": "train rollouts",
-          "eval/length_mean": "held-out sampled", "eval/greedy_length_mean": "held-out greedy",
-          "rollout/think_rate": "train rollouts", "eval/think_rate": "held-out sampled",
-          "eval/greedy_think_rate": "held-out greedy"}
+LABELS = {
+    "eval/greedy_acc": "held-out greedy",
+    "eval/pass@1": "held-out sampled (pass@1)",
+    "accuracy": "train (sampled)",
+    "eval/format_rate": "held-out sampled",
+    "eval/greedy_format_rate": "held-out greedy",
+    "rollout/length_mean": "train rollouts",
+    "eval/length_mean": "held-out sampled",
+    "eval/greedy_length_mean": "held-out greedy",
+    "rollout/think_rate": "train rollouts",
+    "eval/think_rate": "held-out sampled",
+    "eval/greedy_think_rate": "held-out greedy",
+}
 
 
 # Student t quantiles t(0.975, df) for df = 1..30; larger df use the Cornish-Fisher series.
-T975 = (12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
-        2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
-        2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
-        2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
-        2.045229642, 2.042272456)
+T975 = (
+    12.706204736,
+    4.302652730,
+    3.182446305,
+    2.776445105,
+    2.570581836,
+    2.446911851,
+    2.364624252,
+    2.306004135,
+    2.262157163,
+    2.228138852,
+    2.200985160,
+    2.178812830,
+    2.160368656,
+    2.144786688,
+    2.131449546,
+    2.119905299,
+    2.109815578,
+    2.100922040,
+    2.093024054,
+    2.085963447,
+    2.079613845,
+    2.073873068,
+    2.068657610,
+    2.063898562,
+    2.059538553,
+    2.055529439,
+    2.051830516,
+    2.048407142,
+    2.045229642,
+    2.042272456,
+)
 CI_METHOD = "95% Student-t interval across seeds: mean +- t(0.975, n-1) * s / sqrt(n)"
 
 
 @dataclass
 class Curve:
-    x: np.ndarray                       # (N,) steps
-    y: np.ndarray                       # (N,) the line
+    x: np.ndarray  # (N,) steps
+    y: np.ndarray  # (N,) the line
     label: str
-    lo: np.ndarray | None = None        # (N,) lower edge of a shaded band (NaN: no band there)
-    hi: np.ndarray | None = None        # (N,) upper edge
-    raw: np.ndarray | None = None       # (N,) unsmoothed values, drawn faintly behind the line
-    markers: bool = False               # eval curves have few points: mark each one
+    lo: np.ndarray | None = None  # (N,) lower edge of a shaded band (NaN: no band there)
+    hi: np.ndarray | None = None  # (N,) upper edge
+    raw: np.ndarray | None = None  # (N,) unsmoothed values, drawn faintly behind the line
+    markers: bool = False  # eval curves have few points: mark each one
 
 
 def smoothing_half_window(n_points: int) -> int:
@@ -91,15 +143,15 @@ def smoothing_half_window(n_points: int) -> int:
 
 def smooth(y: np.ndarray, half_window: int) -> np.ndarray:
     """Centred moving average over 2*half_window+1 points; NaNs are skipped; windows shrink at the ends."""
-    y = np.asarray(y, dtype=float)                                  # (N,)
+    y = np.asarray(y, dtype=float)  # (N,)
     if half_window <= 0 or y.size == 0:
         return y.copy()
     ok = np.isfinite(y)
     csum = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])  # (N+1,)
-    ccount = np.concatenate([[0], np.cumsum(ok)])                    # (N+1,)
+    ccount = np.concatenate([[0], np.cumsum(ok)])  # (N+1,)
     idx = np.arange(y.size)
     lo, hi = np.maximum(idx - half_window, 0), np.minimum(idx + half_window + 1, y.size)
-    count = ccount[hi] - ccount[lo]                                  # (N,)
+    count = ccount[hi] - ccount[lo]  # (N,)
     total = csum[hi] - csum[lo]
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
@@ -108,7 +160,7 @@ def _finite(v: np.ndarray | None) -> np.ndarray | None:
     if v is None:
         return None
     v = np.asarray(v, dtype=float)
-    return np.where(np.isfinite(v), v, np.nan)     # inf would wreck the axis limits
+    return np.where(np.isfinite(v), v, np.nan)  # inf would wreck the axis limits
 
 
 def draw(path: Path, curves: list[Curve], title: str, ylabel: str, xlabel: str = "step") -> Path:
@@ -127,8 +179,15 @@ def draw(path: Path, curves: list[Curve], title: str, ylabel: str, xlabel: str =
             ax.plot(x, _finite(c.raw), color=color, alpha=0.25, linewidth=0.8)
         if c.lo is not None and c.hi is not None:
             ax.fill_between(x, _finite(c.lo), _finite(c.hi), color=color, alpha=0.2, linewidth=0)
-        ax.plot(x, _finite(c.y), color=color, label=c.label, linewidth=1.5,
-                marker="o" if c.markers else None, markersize=3)
+        ax.plot(
+            x,
+            _finite(c.y),
+            color=color,
+            label=c.label,
+            linewidth=1.5,
+            marker="o" if c.markers else None,
+            markersize=3,
+        )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -150,8 +209,12 @@ def t975(df: int) -> float:
     if df <= len(T975):
         return T975[df - 1]
     z = 1.959963984540054
-    return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
 
 
 def mean_ci(values) -> tuple[float, float, int]:
@@ -204,8 +267,14 @@ def run_curves(metrics: dict[str, Series], spec: PlotSpec) -> list[Curve]:
             curves.append(Curve(s.steps, s.values, LABELS.get(key, key), lo, hi, markers=True))
             continue
         half = smoothing_half_window(len(s.values))
-        curves.append(Curve(s.steps, smooth(s.values, half), LABELS.get(key, key),
-                            raw=s.values if half else None))
+        curves.append(
+            Curve(
+                s.steps,
+                smooth(s.values, half),
+                LABELS.get(key, key),
+                raw=s.values if half else None,
+            )
+        )
     return curves
 
 
@@ -214,18 +283,21 @@ def arm_curve(series: list[Series], key: str, label: str) -> Curve | None:
     if not series:
         return None
     if not key.startswith("eval/"):
-        series = [Series(s.steps, smooth(s.values, smoothing_half_window(len(s.values)))) for s in series]
-    steps = np.unique(np.concatenate([s.steps for s in series]))            # (N,)
-    grid = np.stack([values_at(s, steps) for s in series])                  # (seeds, N)
-    stats = np.array([mean_ci(col) for col in grid.T], dtype=float)         # (N, 3)
+        series = [
+            Series(s.steps, smooth(s.values, smoothing_half_window(len(s.values)))) for s in series
+        ]
+    steps = np.unique(np.concatenate([s.steps for s in series]))  # (N,)
+    grid = np.stack([values_at(s, steps) for s in series])  # (seeds, N)
+    stats = np.array([mean_ci(col) for col in grid.T], dtype=float)  # (N, 3)
     if not np.isfinite(stats[:, 0]).any():
         return None
     mean, half = stats[:, 0], stats[:, 1]
     return Curve(steps, mean, label, mean - half, mean + half, markers=key.startswith("eval/"))
 
 
-def draw_specs(specs, curves_of: Callable[[PlotSpec], list[Curve]], out_dir: Path,
-               notes: list[str]) -> list[tuple[PlotSpec, str]]:
+def draw_specs(
+    specs, curves_of: Callable[[PlotSpec], list[Curve]], out_dir: Path, notes: list[str]
+) -> list[tuple[PlotSpec, str]]:
     """Draw each spec whose curves exist; [(spec, PNG name)], skips and failures go to `notes`."""
     drawn = []
     for spec in specs:
@@ -236,7 +308,7 @@ def draw_specs(specs, curves_of: Callable[[PlotSpec], list[Curve]], out_dir: Pat
                 continue
             draw(out_dir / f"{spec.name}.png", curves, spec.title, spec.ylabel)
             drawn.append((spec, f"{spec.name}.png"))
-        except Exception as e:      # a broken plot must not cost the finished run its report
+        except Exception as e:  # a broken plot must not cost the finished run its report
             notes.append(f"plot `{spec.name}` failed: {type(e).__name__}: {e}")
             print(f"[rlreason] report: plot {spec.name} failed: {e!r}", file=sys.stderr)
     return drawn

@@ -4,6 +4,7 @@
 reward, reference/old log-probs, update, eval), the before/after eval metrics, the last step's
 training metrics and any collapse alarms. The console gets a short before/after table.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,19 @@ def before_after_table(before: dict, after: dict) -> str:
 
 def finish_run(trainer, result: dict, wall_s: float) -> dict:
     run_dir = Path(trainer.run_dir)
-    summary = {"run_dir": str(run_dir), "step": result.get("step"), "wall_seconds": wall_s,
-               "interrupted": result.get("interrupted", False),
-               "seconds": result.get("seconds", trainer.seconds), "alarms": result.get("alarms", []),
-               "before": result.get("before", {}), "after": result.get("after", {}),
-               "last_train_metrics": last_train_metrics(run_dir)}
+    summary = {
+        "run_dir": str(run_dir),
+        "step": result.get("step"),
+        "wall_seconds": wall_s,
+        "interrupted": result.get("interrupted", False),
+        "seconds": result.get("seconds", trainer.seconds),
+        "alarms": result.get("alarms", []),
+        "before": result.get("before", {}),
+        "after": result.get("after", {}),
+        "last_train_metrics": last_train_metrics(run_dir),
+    }
     previous = run_dir / "summary.json"
-    if previous.is_file() and not summary["before"]:          # a resumed run keeps its "before"
+    if previous.is_file() and not summary["before"]:  # a resumed run keeps its "before"
         summary["before"] = json.loads(previous.read_text()).get("before", {})
     previous.write_text(json.dumps(summary, indent=1, default=str))
     if summary["before"] and summary["after"]:

@@ -21,6 +21,7 @@ enter the child). The result pipe is not secret from the program that shares thi
 does not need to be, since the parent only reads data from it and compares it itself. Stays
 light on imports (no json/re) because its start-up time is the sandbox's per-run cost.
 """
+
 import marshal
 import os
 import resource
@@ -30,9 +31,14 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 _KEEP_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
-RLIMITS = {"as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "nproc": resource.RLIMIT_NPROC,
-           "fsize": resource.RLIMIT_FSIZE, "nofile": resource.RLIMIT_NOFILE,
-           "core": resource.RLIMIT_CORE}
+RLIMITS = {
+    "as": resource.RLIMIT_AS,
+    "cpu": resource.RLIMIT_CPU,
+    "nproc": resource.RLIMIT_NPROC,
+    "fsize": resource.RLIMIT_FSIZE,
+    "nofile": resource.RLIMIT_NOFILE,
+    "core": resource.RLIMIT_CORE,
+}
 
 
 def _libc():
@@ -54,9 +60,11 @@ def _libc():
         class Calls:
             mount = staticmethod(Fn(("mount", Libc)))
             prctl = staticmethod(Fn(("prctl", Libc)))
+
         return Calls
     except (ImportError, AttributeError, TypeError):  # another Python: the public package
         import ctypes
+
         return ctypes.CDLL(None, use_errno=True)
 
 
@@ -93,8 +101,9 @@ def _isolate_filesystem(libc, workdir, uid, gid, tmpfs_mb, expose):
     for hidden, keep in expose:
         _expose(libc, hidden, keep)
     for point, flags in _mount_points():
-        rc = libc.mount(None, point.encode(), None,
-                        MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | flags, None)
+        rc = libc.mount(
+            None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | flags, None
+        )
         if rc != 0 and os.path.isdir(point):
             raise OSError(f"sandbox: cannot remount {point} read-only")
     owner = f",uid={uid},gid={gid}" if uid is not None else ""
@@ -135,12 +144,13 @@ def _run_calls(fd, ns, calls, repr_cap, _eval=eval, _compile=compile, _repr=repr
             _send(fd, i, "value", _repr(value)[:repr_cap])
         except MemoryError:
             _send(fd, i, "memory", "MemoryError")
-        except BaseException as exc:  # noqa: BLE001 — any failure of a case is that case's data
+        except BaseException as exc:
             _send(fd, i, "raise", _describe(exc))
 
 
 def _run_program(fd, job):
     import builtins
+
     ns = {"__name__": "__main__", "__builtins__": builtins}
     sys.argv = ["main.py"]
     try:
@@ -153,7 +163,7 @@ def _run_program(fd, job):
     except MemoryError:
         _send(fd, -1, "memory", "MemoryError")
         os._exit(1)
-    except BaseException:  # noqa: BLE001 — a crashing program is reported as a crash
+    except BaseException:
         sys.__excepthook__(*sys.exc_info())
         sys.stderr.flush()
         os._exit(1)
@@ -186,8 +196,9 @@ def main(job=None):
     if job["mounts"]:
         if os.readlink("/proc/self/ns/mnt") == job["host_mnt_ns"]:
             raise OSError("sandbox: refusing to remount the host's mount namespace read-only")
-        _isolate_filesystem(libc, job["workdir"], job["uid"], job["gid"], job["tmpfs_mb"],
-                            job["expose"])
+        _isolate_filesystem(
+            libc, job["workdir"], job["uid"], job["gid"], job["tmpfs_mb"], job["expose"]
+        )
     os.chdir(job["workdir"])
     _drop_privileges(libc, job["uid"], job["gid"])
     sys.stdout.reconfigure(encoding="utf-8", errors="replace")

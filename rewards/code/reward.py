@@ -26,15 +26,17 @@ else the whole answer text. No answer block -> no program -> score 0 (not an err
 Not done here: isolation (see `rewards.code.sandbox`), partial credit for output prefixes, special
 judges (float-tolerant stdout, unordered output), and languages other than Python.
 """
+
 from __future__ import annotations
 
 import ast
 import logging
 import math
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from rewards.base import Scores
 from rewards.code.sandbox import Limits, run_program
@@ -50,6 +52,7 @@ FLOAT_TOL = 1e-6
 class TestReport:
     """`passed` of `total` tests; `statuses[i]` is "pass", "fail" or the run's failure status
     (error | timeout | memory | killed | output_limit | missing)."""
+
     passed: int
     total: int
     statuses: tuple[str, ...]
@@ -112,10 +115,13 @@ def _check_tests(tests: Any) -> None:
         raise ValueError(f"run_tests: tests must be a non-empty list, got {type(tests).__name__}")
     for i, t in enumerate(tests):
         keys = set(t) if isinstance(t, dict) else None
-        if keys not in ({"stdin", "stdout"}, {"call", "expected"}) or \
-                not all(isinstance(v, str) for v in t.values()):
-            raise ValueError(f"run_tests: test {i} must be {{'stdin','stdout'}} or "
-                             f"{{'call','expected'}} with string values, got {t!r:.200}")
+        if keys not in ({"stdin", "stdout"}, {"call", "expected"}) or not all(
+            isinstance(v, str) for v in t.values()
+        ):
+            raise ValueError(
+                f"run_tests: test {i} must be {{'stdin','stdout'}} or "
+                f"{{'call','expected'}} with string values, got {t!r:.200}"
+            )
 
 
 def _stdio_status(program: str, test: dict, limits: Limits) -> str:
@@ -125,8 +131,9 @@ def _stdio_status(program: str, test: dict, limits: Limits) -> str:
     return "pass" if normalize_output(res.stdout) == normalize_output(test["stdout"]) else "fail"
 
 
-def _call_statuses(program: str, cases: list[dict], entry_point: str | None,
-                   limits: Limits) -> list[str]:
+def _call_statuses(
+    program: str, cases: list[dict], entry_point: str | None, limits: Limits
+) -> list[str]:
     calls = [c["call"] for c in cases]
     if entry_point is not None:  # the program must define it; checked in the child as a call
         calls = [f"{entry_point}.__call__ and ({c})" for c in calls]
@@ -143,8 +150,15 @@ def _call_statuses(program: str, cases: list[dict], entry_point: str | None,
     return out
 
 
-def run_tests(program: str, tests: list[dict], *, timeout_s: float = 2.0, memory_mb: int = 512,
-              entry_point: str | None = None, limits: Limits | None = None) -> TestReport:
+def run_tests(
+    program: str,
+    tests: list[dict],
+    *,
+    timeout_s: float = 2.0,
+    memory_mb: int = 512,
+    entry_point: str | None = None,
+    limits: Limits | None = None,
+) -> TestReport:
     """Run `tests` against `program` in the sandbox; `timeout_s` is per process (each stdin test,
     and all call tests together). Raises ValueError for malformed tests and
     `rewards.code.sandbox.SandboxError` when the sandbox itself fails; never for the program."""
@@ -155,8 +169,9 @@ def run_tests(program: str, tests: list[dict], *, timeout_s: float = 2.0, memory
     statuses: list[str | None] = [None] * len(tests)
     call_idx = [i for i, t in enumerate(tests) if "call" in t]
     if call_idx:
-        for i, s in zip(call_idx, _call_statuses(program, [tests[i] for i in call_idx],
-                                                 entry_point, lim)):
+        for i, s in zip(
+            call_idx, _call_statuses(program, [tests[i] for i in call_idx], entry_point, lim)
+        ):
             statuses[i] = s
     for i, t in enumerate(tests):
         if "stdin" in t:
@@ -165,8 +180,9 @@ def run_tests(program: str, tests: list[dict], *, timeout_s: float = 2.0, memory
     return TestReport(sum(s == "pass" for s in final), len(final), final)
 
 
-def run_tests_many(programs: list[str], tests: list[list[dict]], *, max_workers: int = 4,
-                   **kwargs: Any) -> list[TestReport]:
+def run_tests_many(
+    programs: list[str], tests: list[list[dict]], *, max_workers: int = 4, **kwargs: Any
+) -> list[TestReport]:
     """`run_tests` for many (program, tests) pairs on a bounded thread pool, in input order."""
     if len(programs) != len(tests):
         raise ValueError(f"run_tests_many: {len(programs)} programs but {len(tests)} test lists")
@@ -186,16 +202,24 @@ def _score_one(completion: str, task: Any, scoring: str, kwargs: dict) -> tuple[
         program = extract_program(completion)
         if program is None:
             return 0.0, "ok"
-        report = run_tests(program, task.tests, entry_point=(task.meta or {}).get("entry_point"),
-                           **kwargs)
+        report = run_tests(
+            program, task.tests, entry_point=(task.meta or {}).get("entry_point"), **kwargs
+        )
         return SCORING[scoring](report), ("timeout" if "timeout" in report.statuses else "ok")
-    except Exception as exc:  # noqa: BLE001 — one bad sample must not stop training
+    except Exception as exc:
         log.warning("code_reward: sample failed to score: %s: %s", type(exc).__name__, exc)
         return 0.0, "error"
 
 
-def code_reward(completions: list[str], tasks: list, *, scoring: str = "all_pass",
-                max_workers: int = 4, timeout_s: float = 2.0, memory_mb: int = 512) -> Scores:
+def code_reward(
+    completions: list[str],
+    tasks: list,
+    *,
+    scoring: str = "all_pass",
+    max_workers: int = 4,
+    timeout_s: float = 2.0,
+    memory_mb: int = 512,
+) -> Scores:
     """Score each completion's program on its task's tests; counts timeouts and errors."""
     if scoring not in SCORING:
         raise ValueError(f"code_reward: unknown scoring {scoring!r}; choose from {sorted(SCORING)}")
@@ -203,7 +227,11 @@ def code_reward(completions: list[str], tasks: list, *, scoring: str = "all_pass
         raise ValueError(f"code_reward: {len(completions)} completions but {len(tasks)} tasks")
     kwargs = {"timeout_s": timeout_s, "memory_mb": memory_mb}
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        results = list(pool.map(lambda ct: _score_one(ct[0], ct[1], scoring, kwargs),
-                                zip(completions, tasks)))
-    return Scores([s for s, _ in results], errors=sum(o == "error" for _, o in results),
-                  timeouts=sum(o == "timeout" for _, o in results))
+        results = list(
+            pool.map(lambda ct: _score_one(ct[0], ct[1], scoring, kwargs), zip(completions, tasks))
+        )
+    return Scores(
+        [s for s, _ in results],
+        errors=sum(o == "error" for _, o in results),
+        timeouts=sum(o == "timeout" for _, o in results),
+    )

@@ -38,6 +38,7 @@ world-readable files (the filesystem is read-only, not hidden). Statuses are dec
 what the OS reports (deadline, signals, caps, exit code); test verdicts live in `rewards.code`.
 Design after the usual judge sandboxes (isolate, nsjail, bubblewrap); written from scratch.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,8 +65,10 @@ log = logging.getLogger(__name__)
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
 STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
 UID_BASE, UID_POOL = 3_000_000_000, 64  # unused ids, one per concurrent run
-_BOOT = ("import marshal,sys;f=open(sys.argv[1],'rb');c=marshal.load(f);j=marshal.load(f);"
-         "f.close();g={'__name__':'sandbox_child'};exec(c,g);g['main'](j)")
+_BOOT = (
+    "import marshal,sys;f=open(sys.argv[1],'rb');c=marshal.load(f);j=marshal.load(f);"
+    "f.close();g={'__name__':'sandbox_child'};exec(c,g);g['main'](j)"
+)
 _UNSHARE = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
@@ -77,6 +80,7 @@ class SandboxError(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     """Per-run limits. `nproc` counts the run's processes (its own uid when root)."""
+
     timeout_s: float = 2.0
     memory_mb: int = 512
     nproc: int = 32
@@ -90,6 +94,7 @@ class Limits:
 @dataclass(frozen=True)
 class CallOutcome:
     """What the child returned for one function-call case: a repr, or an exception description."""
+
     kind: str  # "value" | "raise" | "memory"
     text: str
 
@@ -97,6 +102,7 @@ class CallOutcome:
 @dataclass(frozen=True)
 class ExecResult:
     """Status (one of STATUSES), captured output, exit code (None if killed), wall seconds."""
+
     status: str
     stdout: str
     stderr: str
@@ -109,6 +115,7 @@ class ExecResult:
 @dataclass(frozen=True)
 class Backend:
     """How a run is launched and torn down; `warning` names what it lacks."""
+
     name: str
     prefix: tuple[str, ...]
     mounts: bool
@@ -118,13 +125,22 @@ class Backend:
 
 BACKENDS = {
     "unshare": Backend("unshare", tuple(_UNSHARE), True, True, ""),
-    "user-unshare": Backend("user-unshare", ("unshare", "--user", "--map-root-user",
-                                             *_UNSHARE[1:]), True, False,
-                            "not root: the program runs as the parent's uid inside user/PID/"
-                            "network/mount namespaces (no uid drop)"),
-    "rlimits": Backend("rlimits", (), False, os.geteuid() == 0,
-                       "no Linux namespaces: no network or filesystem isolation; process tree "
-                       "killed by uid (root) or process group only"),
+    "user-unshare": Backend(
+        "user-unshare",
+        ("unshare", "--user", "--map-root-user", *_UNSHARE[1:]),
+        True,
+        False,
+        "not root: the program runs as the parent's uid inside user/PID/"
+        "network/mount namespaces (no uid drop)",
+    ),
+    "rlimits": Backend(
+        "rlimits",
+        (),
+        False,
+        os.geteuid() == 0,
+        "no Linux namespaces: no network or filesystem isolation; process tree "
+        "killed by uid (root) or process group only",
+    ),
 }
 
 
@@ -147,14 +163,16 @@ def detect_backend() -> Backend:
         return _detect_backend()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _detect_backend() -> Backend:
     order = ["unshare", "user-unshare"] if os.geteuid() == 0 else ["user-unshare"]
     chosen = next((BACKENDS[n] for n in order if _probe(BACKENDS[n].prefix)), BACKENDS["rlimits"])
     warning = chosen.warning
     if chosen.drop_uid and not chosen.mounts and _interpreter_exposures():
-        warning += f"; the stdlib under {_interpreter_exposures()[0][0]} is unreadable by the " \
-                   "dropped uid, so most imports will fail"
+        warning += (
+            f"; the stdlib under {_interpreter_exposures()[0][0]} is unreadable by the "
+            "dropped uid, so most imports will fail"
+        )
     if warning:
         msg = f"rewards.code.sandbox: degraded isolation ({chosen.name}): {warning}"
         log.warning(msg)
@@ -172,7 +190,7 @@ def _blocked_ancestor(path: str) -> tuple[str, str] | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interpreter_exposures() -> tuple[tuple[str, str], ...]:
     """Directories to re-expose so the dropped uid can read the stdlib (e.g. under /root)."""
     paths = [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], CHILD]
@@ -180,13 +198,13 @@ def _interpreter_exposures() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mount_namespace() -> str:
     """Our mount namespace id; the harness refuses to remount anything if it is still in it."""
     return os.readlink("/proc/self/ns/mnt")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _harness_code() -> bytes:
     """The harness compiled once (saves ~3 ms of CPU per run), marshalled for the bootstrap."""
     with open(CHILD, encoding="utf-8") as f:
@@ -198,23 +216,47 @@ for _i in range(UID_POOL):
     _free_uids.put(UID_BASE + _i)
 
 
-def _job(program: str, calls: list[str], workdir: str, uid: int | None, backend: Backend,
-         limits: Limits) -> dict:
-    rl = {"as": limits.memory_mb << 20, "cpu": int(limits.timeout_s) + 1, "nproc": limits.nproc,
-          "fsize": limits.fsize_mb << 20, "nofile": limits.nofile, "core": 0}
+def _job(
+    program: str, calls: list[str], workdir: str, uid: int | None, backend: Backend, limits: Limits
+) -> dict:
+    rl = {
+        "as": limits.memory_mb << 20,
+        "cpu": int(limits.timeout_s) + 1,
+        "nproc": limits.nproc,
+        "fsize": limits.fsize_mb << 20,
+        "nofile": limits.nofile,
+        "core": 0,
+    }
     if uid is None:
         rl.pop("nproc")  # shared with the parent's own uid: would throttle the parent instead
-    return {"program": program, "calls": list(calls), "workdir": workdir, "uid": uid, "gid": uid,
-            "mounts": backend.mounts, "no_new_privs": True, "tmpfs_mb": limits.tmpfs_mb,
-            "limits": rl, "repr_cap": limits.repr_cap, "host_mnt_ns": _mount_namespace(),
-            "expose": [list(e) for e in _interpreter_exposures()] if backend.drop_uid else []}
+    return {
+        "program": program,
+        "calls": list(calls),
+        "workdir": workdir,
+        "uid": uid,
+        "gid": uid,
+        "mounts": backend.mounts,
+        "no_new_privs": True,
+        "tmpfs_mb": limits.tmpfs_mb,
+        "limits": rl,
+        "repr_cap": limits.repr_cap,
+        "host_mnt_ns": _mount_namespace(),
+        "expose": [list(e) for e in _interpreter_exposures()] if backend.drop_uid else [],
+    }
 
 
 def _spawn(argv, stdin_path, workdir, fd, backend):
     with open(stdin_path, "rb") as stdin:
-        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, pass_fds=(fd,), cwd=workdir, env={},
-                                start_new_session=not backend.mounts)
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(fd,),
+            cwd=workdir,
+            env={},
+            start_new_session=not backend.mounts,
+        )
 
 
 def _collect(proc, result_fd, deadline, cap):
@@ -267,12 +309,24 @@ def _kill_tree(proc, backend: Backend, uid: int | None) -> None:
         try:
             proc.wait(5.0)
         except subprocess.TimeoutExpired:
-            log.warning("rewards.code.sandbox: namespace of pid %d slow to die; killing unshare",
-                        proc.pid)
+            log.warning(
+                "rewards.code.sandbox: namespace of pid %d slow to die; killing unshare", proc.pid
+            )
     elif uid is not None:
         for _ in range(2):
-            subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                            "kill", "-KILL", "-1"], capture_output=True, env={})
+            subprocess.run(
+                [
+                    "setpriv",
+                    f"--reuid={uid}",
+                    f"--regid={uid}",
+                    "--clear-groups",
+                    "kill",
+                    "-KILL",
+                    "-1",
+                ],
+                capture_output=True,
+                env={},
+            )
     else:
         _signal(-proc.pid)  # a PGID is not reused while the group has members
     if proc.poll() is None:
@@ -306,7 +360,7 @@ def _parse_frames(buf: bytes) -> dict[int, CallOutcome]:
         if len(head) != 3 or not head[2].isdigit():
             break
         idx, kind, n = head[0], head[1].decode("ascii", "replace"), int(head[2])
-        payload = buf[nl + 1:nl + 1 + n]
+        payload = buf[nl + 1 : nl + 1 + n]
         if len(payload) < n or kind not in ("value", "raise", "memory", "ready"):
             break
         try:
@@ -349,20 +403,35 @@ def _run_in(workdir, program, stdin, calls, limits, backend, uid):
         proc.stderr.close()
     frames = _parse_frames(bytes(bufs["res"]))
     if frames.pop(-2, None) is None and why is None:
-        raise SandboxError(f"rewards.code.sandbox: harness failed before the program ran (exit "
-                           f"{proc.returncode}): {_text(bufs['err'])[-2000:]}")
+        raise SandboxError(
+            f"rewards.code.sandbox: harness failed before the program ran (exit "
+            f"{proc.returncode}): {_text(bufs['err'])[-2000:]}"
+        )
     memory_error = -1 in frames and frames.pop(-1).kind == "memory"
     status, code = _status(why, proc.returncode, memory_error)
-    return ExecResult(status, _text(bufs["out"]), _text(bufs["err"]), code,
-                      time.monotonic() - start, frames, memory_error)
+    return ExecResult(
+        status,
+        _text(bufs["out"]),
+        _text(bufs["err"]),
+        code,
+        time.monotonic() - start,
+        frames,
+        memory_error,
+    )
 
 
 def _text(buf: bytearray) -> str:
     return bytes(buf).decode("utf-8", "replace")
 
 
-def run_program(program: str, stdin: str = "", calls: list[str] | tuple[str, ...] = (), *,
-                limits: Limits = Limits(), backend: Backend | None = None) -> ExecResult:
+def run_program(
+    program: str,
+    stdin: str = "",
+    calls: list[str] | tuple[str, ...] = (),
+    *,
+    limits: Limits = Limits(),
+    backend: Backend | None = None,
+) -> ExecResult:
     """`execute` plus function-call cases evaluated after the program, results in `.calls`."""
     if not isinstance(program, str) or not isinstance(stdin, str):
         raise TypeError("rewards.code.sandbox: program and stdin must be str")
@@ -377,20 +446,31 @@ def run_program(program: str, stdin: str = "", calls: list[str] | tuple[str, ...
             _free_uids.put(uid)
 
 
-def execute(program: str, stdin: str = "", *, timeout_s: float, memory_mb: int,
-            limits: Limits | None = None) -> ExecResult:
+def execute(
+    program: str, stdin: str = "", *, timeout_s: float, memory_mb: int, limits: Limits | None = None
+) -> ExecResult:
     """Run `program` with `stdin` in a fresh sandboxed process; never raises for its behaviour."""
     base = limits or Limits()
     lim = dataclasses.replace(base, timeout_s=float(timeout_s), memory_mb=int(memory_mb))
     return run_program(program, stdin, limits=lim)
 
 
-def execute_many(programs: list[str], stdins: list[str] | None = None, *, timeout_s: float,
-                 memory_mb: int, max_workers: int = 4) -> list[ExecResult]:
+def execute_many(
+    programs: list[str],
+    stdins: list[str] | None = None,
+    *,
+    timeout_s: float,
+    memory_mb: int,
+    max_workers: int = 4,
+) -> list[ExecResult]:
     """`execute` for many programs on a bounded thread pool; results in input order."""
     stdins = stdins if stdins is not None else [""] * len(programs)
     if len(stdins) != len(programs):
         raise ValueError(f"execute_many: {len(programs)} programs but {len(stdins)} stdins")
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, UID_POOL))) as pool:
-        return list(pool.map(lambda ps: execute(ps[0], ps[1], timeout_s=timeout_s,
-                                                memory_mb=memory_mb), zip(programs, stdins)))
+        return list(
+            pool.map(
+                lambda ps: execute(ps[0], ps[1], timeout_s=timeout_s, memory_mb=memory_mb),
+                zip(programs, stdins),
+            )
+        )

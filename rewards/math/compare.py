@@ -24,12 +24,13 @@ Source: the type rules and the rounding policy are this project's (the issue's e
 matches 1/3, 0.33 does not); no third-party grader was copied.
 It deliberately does not compare across types (a set never equals a tuple).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 from rewards.math.exact import NotExact, exact_value
 from rewards.math.numeric import clearly_different
@@ -66,8 +67,8 @@ def decimal_matches(text: str, value) -> bool:
     if len(digits) < MIN_SIGNIFICANT:
         return False
     places = len(text.partition(".")[2])
-    scaled = value * 10 ** places
-    shown = Fraction(text) * 10 ** places
+    scaled = value * 10**places
+    shown = Fraction(text) * 10**places
     rounded = math.floor(abs(scaled) + Fraction(1, 2)) * (1 if scaled >= 0 else -1)
     truncated = math.trunc(scaled)
     return shown in (rounded, truncated)
@@ -107,6 +108,7 @@ def _items(node) -> list:
 def _as_sets_equal(gold_items, pred_items, backend) -> bool:
     def contained(xs, ys) -> bool:
         return all(any(trees_equivalent(x, y, backend) for y in ys) for x in xs)
+
     return contained(pred_items, gold_items) and contained(gold_items, pred_items)
 
 
@@ -139,8 +141,9 @@ def _flat_vector(node):
 
 def _matrices(a, b, backend) -> bool:
     if a[0] == b[0] == "matrix":
-        return (len(a[1]) == len(b[1]) and
-                all(_seq_equal(ra, rb, backend) for ra, rb in zip(a[1], b[1])))
+        return len(a[1]) == len(b[1]) and all(
+            _seq_equal(ra, rb, backend) for ra, rb in zip(a[1], b[1])
+        )
     va, vb = _flat_vector(a), _flat_vector(b)
     return va is not None and vb is not None and _seq_equal(va, vb, backend)
 
@@ -154,8 +157,20 @@ def _relations(a, b, backend) -> bool:
     return a[1] == b[1] and _seq_equal(a[2], b[2], backend)
 
 
-_SCALAR_KINDS = ("int", "dec", "sym", "const", "add", "neg", "mul", "div", "pow", "fact", "root",
-                 "func")
+_SCALAR_KINDS = (
+    "int",
+    "dec",
+    "sym",
+    "const",
+    "add",
+    "neg",
+    "mul",
+    "div",
+    "pow",
+    "fact",
+    "root",
+    "func",
+)
 _PAIRS: dict[tuple[str, str], Callable] = {
     ("tuple", "tuple"): lambda a, b, be: _seq_equal(a[1], b[1], be),
     ("interval", "interval"): _intervals,

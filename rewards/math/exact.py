@@ -17,6 +17,7 @@ Source: limits are this project's choice (the issue asks for power towers, huge 
 factorials to be stopped before sympy); evaluation uses only the standard library.
 It deliberately does not simplify or approximate: a value is exact or it is not.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,14 @@ def _int_root(v: Fraction, n: int) -> Fraction:
     parts = []
     for part in (v.numerator, v.denominator):
         guess = round(part ** (1.0 / n)) if part.bit_length() < 1000 else None
-        root = next((r for r in (guess, (guess or 0) - 1, (guess or 0) + 1)
-                     if r is not None and r >= 0 and r ** n == part), None)
+        root = next(
+            (
+                r
+                for r in (guess, (guess or 0) - 1, (guess or 0) + 1)
+                if r is not None and r >= 0 and r**n == part
+            ),
+            None,
+        )
         if root is None:
             raise NotExact("root is irrational")
         parts.append(root)
@@ -224,8 +231,9 @@ def guard(node) -> None:
         _guard_value(node)
     if kind == "pow":
         _guard_symbolic_power(node)
-    if (kind == "fact" or node[:2] == ("func", "binom")) and \
-            any(_power_depth(c) for c in children(node)):
+    if (kind == "fact" or node[:2] == ("func", "binom")) and any(
+        _power_depth(c) for c in children(node)
+    ):
         raise TooBig("factorial or binomial of a power")  # e.g. ((x+1)^{100})!
     for child in children(node):
         guard(child)

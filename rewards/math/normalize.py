@@ -26,6 +26,7 @@ issue's spec, implemented here from scratch.
 It deliberately does not: evaluate anything, know about units beyond dropping `\\text{}` words, or
 guess at natural-language answers ("two"); those stay strings and compare as strings.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,24 +36,73 @@ _MAX_BOX_TRIES = 8  # unbalanced `\\boxed{` candidates tried from the end before
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
 _UNICODE = {
-    "√": "\\sqrt", "∞": "\\infty", "−": "-", "–": "-", "×": "\\times", "·": "\\cdot",
-    "÷": "\\div", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "∪": "\\cup", "°": "",
-    "½": "\\frac{1}{2}", "⅓": "\\frac{1}{3}", "⅔": "\\frac{2}{3}", "¼": "\\frac{1}{4}",
-    "¾": "\\frac{3}{4}", "⅕": "\\frac{1}{5}", "⅛": "\\frac{1}{8}", "\u00a0": " ",
+    "√": "\\sqrt",
+    "∞": "\\infty",
+    "−": "-",
+    "–": "-",
+    "×": "\\times",
+    "·": "\\cdot",
+    "÷": "\\div",
+    "π": "\\pi",
+    "≤": "\\le",
+    "≥": "\\ge",
+    "∪": "\\cup",
+    "°": "",
+    "½": "\\frac{1}{2}",
+    "⅓": "\\frac{1}{3}",
+    "⅔": "\\frac{2}{3}",
+    "¼": "\\frac{1}{4}",
+    "¾": "\\frac{3}{4}",
+    "⅕": "\\frac{1}{5}",
+    "⅛": "\\frac{1}{8}",
+    "\u00a0": " ",
 }
 # Literal replacements applied in order (longest first where prefixes overlap).
 _LITERAL = [
-    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
-    ("\\displaystyle", ""), ("\\!", ""), ("\\,", ""), ("\\;", " "), ("\\:", " "),
-    ("\\qquad", " "), ("\\quad", " "), ("\\ ", " "), ("~", " "), ("\\$", ""), ("$", ""),
-    ("\\(", ""), ("\\)", ""), ("\\[", ""), ("\\]", ""), ("^{\\circ}", ""), ("^\\circ", ""),
-    ("\\circ", ""), ("\\%", ""), ("%", ""), ("\\lbrace", "\\{"), ("\\rbrace", "\\}"),
-    ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"), ("\\leq", "\\le"),
-    ("\\geq", "\\ge"), ("\\neq", "\\ne"), ("\\cdotp", "\\cdot"), ("\\bigl", ""), ("\\bigr", ""),
-    ("\\big", ""), ("\\Bigl", ""), ("\\Bigr", ""), ("\\Big", ""),
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\displaystyle", ""),
+    ("\\!", ""),
+    ("\\,", ""),
+    ("\\;", " "),
+    ("\\:", " "),
+    ("\\qquad", " "),
+    ("\\quad", " "),
+    ("\\ ", " "),
+    ("~", " "),
+    ("\\$", ""),
+    ("$", ""),
+    ("\\(", ""),
+    ("\\)", ""),
+    ("\\[", ""),
+    ("\\]", ""),
+    ("^{\\circ}", ""),
+    ("^\\circ", ""),
+    ("\\circ", ""),
+    ("\\%", ""),
+    ("%", ""),
+    ("\\lbrace", "\\{"),
+    ("\\rbrace", "\\}"),
+    ("\\lvert", "|"),
+    ("\\rvert", "|"),
+    ("\\vert", "|"),
+    ("\\mid", "|"),
+    ("\\leq", "\\le"),
+    ("\\geq", "\\ge"),
+    ("\\neq", "\\ne"),
+    ("\\cdotp", "\\cdot"),
+    ("\\bigl", ""),
+    ("\\bigr", ""),
+    ("\\big", ""),
+    ("\\Bigl", ""),
+    ("\\Bigr", ""),
+    ("\\Big", ""),
 ]
 _TEXT_MACRO = re.compile(
-    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}(\^\{?\d\}?)?")
+    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}(\^\{?\d\}?)?"
+)
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d]|,\d)")
 _WORD_SEPARATORS = re.compile(r"\s+(?:and|or)\s+")
 _LHS_VARIABLE = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\in(?![a-z]))\s*(?!=)")
@@ -72,7 +122,7 @@ def _last_braced(text: str, command: str) -> str | None:
             elif text[j] == "}":
                 depth -= 1
                 if depth == 0:
-                    return text[i + 1:j]
+                    return text[i + 1 : j]
         start, tries = text.rfind(command + "{", 0, start), tries + 1  # unbalanced: earlier one
     return None
 
@@ -115,7 +165,7 @@ def extract_answer(completion: str) -> str | None:
         end = text.find("</answer>", start)
         if end == -1:
             return None
-        text = text[start + len("<answer>"):end]
+        text = text[start + len("<answer>") : end]
     boxed = _last_box(text)
     if boxed is not None:
         text = boxed
@@ -125,13 +175,15 @@ def extract_answer(completion: str) -> str | None:
 
 def _apply_text_macros(s: str) -> str:
     """`\\text{…}` after a value is a unit and is dropped; a lone `\\text{…}` is unwrapped."""
+
     def repl(m: re.Match) -> str:
-        before = s[:m.start()].strip()
+        before = s[: m.start()].strip()
         if m.group(1).strip() in ("and", "or"):
             return ","
         if before and re.search(r"[\w})]$", before):
             return " "  # a unit, with its power (`\\text{cm}^2`)
         return m.group(1) + (m.group(2) or "")
+
     return _TEXT_MACRO.sub(repl, s)
 
 
@@ -177,7 +229,7 @@ def _normalize_item(item: str) -> str:
     item = item.strip()
     m = _LHS_VARIABLE.match(item)
     if m:
-        rest = item[m.end():].strip()
+        rest = item[m.end() :].strip()
         letters = re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", rest))
         if rest and "=" not in rest and ("\\in" in m.group(0) or not letters):
             item = rest

@@ -13,6 +13,7 @@ Source: randomised identity testing (evaluate at points instead of simplifying; 
 Schwartz–Zippel lemma is its justification for polynomials); the condition-aware tolerance is
 this project's.
 """
+
 from __future__ import annotations
 
 import cmath
@@ -25,10 +26,21 @@ POINTS_TRIED = 3
 _SPOTS = ((7, 10), (-13, 10), (21, 10), (-2, 5), (19, 13), (3, 7))  # as in math_symbolic
 _CONSTS = {"pi": math.pi, "E": math.e, "I": 1j}
 _FUNCS = {
-    "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "sec": lambda z: 1 / cmath.cos(z),
-    "csc": lambda z: 1 / cmath.sin(z), "cot": lambda z: 1 / cmath.tan(z), "arcsin": cmath.asin,
-    "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh, "cosh": cmath.cosh,
-    "tanh": cmath.tanh, "ln": cmath.log, "exp": cmath.exp, "abs": abs,
+    "sin": cmath.sin,
+    "cos": cmath.cos,
+    "tan": cmath.tan,
+    "sec": lambda z: 1 / cmath.cos(z),
+    "csc": lambda z: 1 / cmath.sin(z),
+    "cot": lambda z: 1 / cmath.tan(z),
+    "arcsin": cmath.asin,
+    "arccos": cmath.acos,
+    "arctan": cmath.atan,
+    "sinh": cmath.sinh,
+    "cosh": cmath.cosh,
+    "tanh": cmath.tanh,
+    "ln": cmath.log,
+    "exp": cmath.exp,
+    "abs": abs,
     "log": lambda z, base=None: cmath.log(z) if base is None else cmath.log(z) / cmath.log(base),
 }
 
@@ -124,14 +136,16 @@ def _symbols(node) -> set[str]:
 
 def _points(names: set[str]) -> list[dict[str, float]]:
     ordered, n = sorted(names), len(_SPOTS)
-    return [{s: _SPOTS[(i + 2 * k) % n][0] / _SPOTS[(i + 2 * k) % n][1]
-             for k, s in enumerate(ordered)} for i in range(n)]
+    return [
+        {s: _SPOTS[(i + 2 * k) % n][0] / _SPOTS[(i + 2 * k) % n][1] for k, s in enumerate(ordered)}
+        for i in range(n)
+    ]
 
 
 def clearly_different(a, b) -> bool:
     """True only if the two scalar trees certainly differ numerically (module docstring)."""
     names = _symbols(a) | _symbols(b)
-    for point in _points(names)[:POINTS_TRIED if names else 1]:
+    for point in _points(names)[: POINTS_TRIED if names else 1]:
         ea, eb = _Evaluator(point), _Evaluator(point)
         try:
             va, vb = ea(a), eb(b)

@@ -25,19 +25,44 @@ malformed input raises `ParseError` with the offending position. It does not sim
 Source: written here from scratch (plain recursive descent); it exists because sympy documents
 that `parse_expr`/`sympify` on strings use `eval`, so they must never see model text.
 """
+
 from __future__ import annotations
 
 from rewards.math.tokens import FUNCS, ParseError, ParseLimits, TooBig, tokenize
 
 __all__ = ["FUNCS", "ParseError", "ParseLimits", "TooBig", "parse_answer", "tokenize"]
 
-_GREEK = ("alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "phi", "sigma", "omega",
-          "tau")
+_GREEK = (
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "theta",
+    "lambda",
+    "mu",
+    "phi",
+    "sigma",
+    "omega",
+    "tau",
+)
 _CONSTS = {"pi": "pi", "infty": "oo", "inf": "oo", "oo": "oo", "e": "E", "i": "I"}
-_RELOPS = {"=": "=", "<": "<", ">": ">", "\\le": "<=", "\\ge": ">=", "\\lt": "<", "\\gt": ">",
-           "<=": "<=", ">=": ">=", "\\ne": "!=", "!=": "!="}
+_RELOPS = {
+    "=": "=",
+    "<": "<",
+    ">": ">",
+    "\\le": "<=",
+    "\\ge": ">=",
+    "\\lt": "<",
+    "\\gt": ">",
+    "<=": "<=",
+    ">=": ">=",
+    "\\ne": "!=",
+    "!=": "!=",
+}
 _MUL_OPS = ("*", "\\cdot", "\\times")
 _DIV_OPS = ("/", "\\div")
+
+
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], limits: ParseLimits):
         self.toks, self.pos, self.depth, self.limits = tokens, 0, 0, limits
@@ -330,12 +355,25 @@ class _Parser:
         raise ParseError(f"unsupported command {value!r} at token {self.pos - 1}")
 
 
-_NOT_ATOM = set(_RELOPS) | set(_MUL_OPS) | set(_DIV_OPS) | {"\\pm", "\\cup", "\\}", "\\\\",
-                                                              "\\rangle", "\\|", "\\mp"}
-_ATOMS = {"(": _Parser.paren_or_group, "[": _Parser.paren_or_group, "{": _Parser.paren_or_group,
-          "\\{": _Parser.set_, "\\frac": _Parser.frac, "\\binom": _Parser.binom,
-          "\\tbinom": _Parser.binom, "\\dbinom": _Parser.binom, "\\sqrt": _Parser.sqrt,
-          "|": lambda p, v: p.abs_("|"), "\\langle": _Parser.langle}
+_NOT_ATOM = (
+    set(_RELOPS)
+    | set(_MUL_OPS)
+    | set(_DIV_OPS)
+    | {"\\pm", "\\cup", "\\}", "\\\\", "\\rangle", "\\|", "\\mp"}
+)
+_ATOMS = {
+    "(": _Parser.paren_or_group,
+    "[": _Parser.paren_or_group,
+    "{": _Parser.paren_or_group,
+    "\\{": _Parser.set_,
+    "\\frac": _Parser.frac,
+    "\\binom": _Parser.binom,
+    "\\tbinom": _Parser.binom,
+    "\\dbinom": _Parser.binom,
+    "\\sqrt": _Parser.sqrt,
+    "|": lambda p, v: p.abs_("|"),
+    "\\langle": _Parser.langle,
+}
 
 
 def parse_answer(text: str, limits: ParseLimits = ParseLimits()):

@@ -42,6 +42,7 @@ huggingface/trl#5281), and a hung `ProcessPoolExecutor` task cannot be reclaimed
 It deliberately does not import torch or sympy (sympy lives in the workers), and does not grade
 natural-language answers.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -65,8 +66,17 @@ from rewards.math.exact import NotExact, exact_value, guard
 from rewards.math.normalize import extract_answer, normalize
 from rewards.math.parse import ParseError, TooBig, parse_answer
 
-__all__ = ["extract_answer", "is_equivalent", "check_many", "check_many_verdicts", "Verdict",
-           "math_reward", "canonical_answer", "start_pool", "close_pool"]
+__all__ = [
+    "extract_answer",
+    "is_equivalent",
+    "check_many",
+    "check_many_verdicts",
+    "Verdict",
+    "math_reward",
+    "canonical_answer",
+    "start_pool",
+    "close_pool",
+]
 
 DEFAULT_TIMEOUT_S = 2.0
 POOL_WORKERS = 2
@@ -81,6 +91,7 @@ _MAX_FAILED_STARTS = 3
 class Verdict:
     """`equal` and how it was decided: `method` is one of no-answer, string, parse, guard, exact,
     symbolic, timeout, error."""
+
     equal: bool
     method: str
 
@@ -157,9 +168,14 @@ class _Worker:
     """One `python -m rewards.math.worker` process; starts asynchronously (`ready` once up)."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "rewards.math.worker"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=_worker_env(), text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rewards.math.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_worker_env(),
+            text=True,
+            bufsize=1,
+        )
         self.ready, self.started = False, time.monotonic()
 
     def fileno(self) -> int:
@@ -287,7 +303,7 @@ def close_pool() -> None:
 def _safe_fast(pred, gold) -> Verdict | tuple[str, str]:
     try:
         return _fast_verdict(pred, gold)
-    except Exception:  # noqa: BLE001 — one bad sample never raises
+    except Exception:
         return Verdict(False, "error")
 
 
@@ -323,15 +339,18 @@ def is_equivalent(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) ->
     return check_many_verdicts([(pred, gold)], timeout_s)[0].equal
 
 
-def math_reward(completions: list[str], tasks: list[Task], *,
-                timeout_s: float = DEFAULT_TIMEOUT_S) -> Scores:
+def math_reward(
+    completions: list[str], tasks: list[Task], *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Scores:
     """1.0 per completion equivalent to its task's answer, else 0.0; counts errors/timeouts."""
     if len(completions) != len(tasks):
         raise ValueError(f"math_reward: {len(completions)} completions for {len(tasks)} tasks")
     verdicts = check_many_verdicts([(c, t.answer) for c, t in zip(completions, tasks)], timeout_s)
-    return Scores([1.0 if v.equal else 0.0 for v in verdicts],
-                  errors=sum(v.method == "error" for v in verdicts),
-                  timeouts=sum(v.method == "timeout" for v in verdicts))
+    return Scores(
+        [1.0 if v.equal else 0.0 for v in verdicts],
+        errors=sum(v.method == "error" for v in verdicts),
+        timeouts=sum(v.method == "timeout" for v in verdicts),
+    )
 
 
 def _key(tree) -> str:
@@ -341,8 +360,13 @@ def _key(tree) -> str:
     if kind == "tuple":
         return "(" + ",".join(_key(t) for t in tree[1]) + ")"
     if kind == "interval":
-        return ("[" if tree[1] else "(") + _key(tree[2]) + "," + _key(tree[3]) + \
-            ("]" if tree[4] else ")")
+        return (
+            ("[" if tree[1] else "(")
+            + _key(tree[2])
+            + ","
+            + _key(tree[3])
+            + ("]" if tree[4] else ")")
+        )
     value = exact_value(tree)
     if isinstance(value, float):
         return "oo" if value > 0 else "-oo"

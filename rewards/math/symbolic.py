@@ -23,14 +23,21 @@ Points take both signs, so identities that hold only for x > 0 (`\\sqrt{x^2} = x
 `2\\ln x = \\ln x^2`) are rejected. Source: sympy's public constructors; spot checks as in
 randomised identity testing (see `rewards.math.numeric`).
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
 
 import sympy
 
-from rewards.math.compare import NeedsSymbolic, ScalarBackend, decimal_matches, decimal_text
-from rewards.math.compare import EXACT, trees_equivalent
+from rewards.math.compare import (
+    EXACT,
+    NeedsSymbolic,
+    ScalarBackend,
+    decimal_matches,
+    decimal_text,
+    trees_equivalent,
+)
 from rewards.math.exact import guard
 from rewards.math.parse import parse_answer
 
@@ -44,10 +51,23 @@ def _log(x, base=None):
 
 
 _FUNCS = {
-    "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "sec": sympy.sec, "csc": sympy.csc,
-    "cot": sympy.cot, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan,
-    "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh, "log": _log, "ln": sympy.log,
-    "exp": sympy.exp, "abs": sympy.Abs, "binom": sympy.binomial,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "sec": sympy.sec,
+    "csc": sympy.csc,
+    "cot": sympy.cot,
+    "arcsin": sympy.asin,
+    "arccos": sympy.acos,
+    "arctan": sympy.atan,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
+    "log": _log,
+    "ln": sympy.log,
+    "exp": sympy.exp,
+    "abs": sympy.Abs,
+    "binom": sympy.binomial,
 }
 
 
@@ -116,8 +136,10 @@ def _points(symbols) -> list[dict]:
         return [{}]
     ordered = sorted(symbols, key=lambda s: s.name)
     n = len(SPOT_POINTS)
-    return [{s: sympy.Rational(*SPOT_POINTS[(i + 2 * k) % n]) for k, s in enumerate(ordered)}
-            for i in range(n)]
+    return [
+        {s: sympy.Rational(*SPOT_POINTS[(i + 2 * k) % n]) for k, s in enumerate(ordered)}
+        for i in range(n)
+    ]
 
 
 def _spot_check_equal(a, b) -> bool | None:

@@ -9,6 +9,7 @@ Character and token limits (`ParseLimits`) raise `TooBig` before any parsing.
 Source: written here from scratch (one `re` alternation, longest match first).
 It deliberately does not know precedence or build trees (`rewards.math.parse` does).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,17 +32,37 @@ class ParseLimits:
     max_digits: int = 60
 
 
-FUNCS = ("arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan", "sec", "csc",
-         "cot", "log", "ln", "exp", "sqrt", "abs")
+FUNCS = (
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "sin",
+    "cos",
+    "tan",
+    "sec",
+    "csc",
+    "cot",
+    "log",
+    "ln",
+    "exp",
+    "sqrt",
+    "abs",
+)
 _WORDS = FUNCS + ("infty", "inf", "pi", "oo")
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
   (?P<begin>\\(?:begin|end)\{[a-z]+\*?\})
  |(?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+(?![A-Za-z])|\d+)
  |(?P<cmd>\\[A-Za-z]+|\\[{}|\\])
  |(?P<word>[A-Za-z]+)
  |(?P<op><=|>=|!=|\*\*|[-+*/^_()\[\]{}=,!|&<>])
  |(?P<space>\s+)
-""", re.X)
+""",
+    re.X,
+)
 
 
 def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, str]]:
@@ -58,7 +79,7 @@ def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, 
         if kind == "word":
             tokens.extend(("word", w) for w in _split_word(value))
         elif kind == "begin":
-            tokens.append((value[1:value.index("{")], value[value.index("{") + 1:-1]))
+            tokens.append((value[1 : value.index("{")], value[value.index("{") + 1 : -1]))
         elif kind == "op" and value == "**":
             tokens.append(("op", "^"))
         elif kind != "space":
@@ -79,5 +100,5 @@ def _split_word(word: str) -> list[str]:
         if run >= 3:
             raise ParseError(f"word {word!r} is not math")
         out.append(name)
-        rest = rest[len(name):]
+        rest = rest[len(name) :]
     return out

@@ -9,6 +9,7 @@ sample check, so a pair's deadline never pays for first-use costs.
 Source: this project's design (see `rewards.math` for why processes, not signals).
 It deliberately holds no state between pairs.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ MEMORY_BYTES = 2 << 30
 def _limit_memory() -> None:
     try:
         import resource
+
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     except (ImportError, ValueError, OSError):
         pass
@@ -31,13 +33,14 @@ def main() -> None:
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     _limit_memory()
     from rewards.math.symbolic import check_symbolic
+
     check_symbolic("\\sqrt{2}x+\\sin(x)", "x\\sqrt{8}/2+\\sin x")  # warm sympy's lazy caches
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         try:
             gold, pred = json.loads(line)
             reply = {"ok": True, "equal": bool(check_symbolic(gold, pred))}
-        except Exception as exc:  # noqa: BLE001 — a bad sample must not kill the worker
+        except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         protocol.write(json.dumps(reply) + "\n")
 

@@ -24,6 +24,7 @@ uses the same seed, so all metrics are resampled with the same problem draws (pa
 Deliberately not here: running the model, extracting or comparing answers, beam search, and
 the plot of the scaling curve (`rlreason.eval.plots`).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,8 +36,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "pass_at_k", "mean_at_k", "best_of_n", "cluster_answers", "maj_at_k", "bootstrap_ci",
-    "ProblemRecord", "per_problem_metrics", "summarize", "format_table",
+    "pass_at_k",
+    "mean_at_k",
+    "best_of_n",
+    "cluster_answers",
+    "maj_at_k",
+    "bootstrap_ci",
+    "ProblemRecord",
+    "per_problem_metrics",
+    "summarize",
+    "format_table",
 ]
 
 _BOOT_CHUNK = 256  # bootstrap replicates drawn per block; fixed so results depend on seed only
@@ -72,8 +81,9 @@ def mean_at_k(n: int, c: int, k: int) -> float:
 
 
 def _as_bools(values: Sequence[Any], what: str) -> np.ndarray:
-    bad = [i for i, v in enumerate(values)
-           if not isinstance(v, (bool, np.bool_)) and v not in (0, 1)]
+    bad = [
+        i for i, v in enumerate(values) if not isinstance(v, (bool, np.bool_)) and v not in (0, 1)
+    ]
     if bad:
         raise ValueError(f"{what}: entry {bad[0]} is {values[bad[0]]!r}, expected a bool")
     return np.asarray(values, dtype=bool)  # (n,)
@@ -99,9 +109,12 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], k: int) -> float
     return float(np.dot(weights, ok[order]))
 
 
-def cluster_answers(answers: Sequence[str | None], *,
-                    key: Callable[[str], Hashable | None] | None = None,
-                    equivalent: Callable[[str, str], bool] | None = None) -> np.ndarray:
+def cluster_answers(
+    answers: Sequence[str | None],
+    *,
+    key: Callable[[str], Hashable | None] | None = None,
+    equivalent: Callable[[str, str], bool] | None = None,
+) -> np.ndarray:
     """Label each answer with a cluster id (0, 1, … in order of first appearance); None → -1.
 
     With `key`, answers with equal `key(answer)` share a cluster; a key of None means "no
@@ -163,10 +176,16 @@ def _vote(labels: np.ndarray, ok: np.ndarray, subsets: np.ndarray) -> np.ndarray
     return ok[subsets[rows[:, 0], win]] & (votes[rows[:, 0], win] > 0)
 
 
-def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
-             key: Callable[[str], Hashable | None] | None = None,
-             equivalent: Callable[[str, str], bool] | None = None,
-             seed: int | Sequence[int] = 0, n_resamples: int = 1000) -> float:
+def maj_at_k(
+    answers: Sequence[str | None],
+    correct: Sequence[bool],
+    k: int,
+    *,
+    key: Callable[[str], Hashable | None] | None = None,
+    equivalent: Callable[[str, str], bool] | None = None,
+    seed: int | Sequence[int] = 0,
+    n_resamples: int = 1000,
+) -> float:
     """Expected correctness of a majority vote over k of the n samples.
 
     - Grouping: answers are clustered once over all n samples by `cluster_answers` (`key` or
@@ -191,8 +210,9 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int, *,
     return float(_vote(labels, ok, _subsets(ok.size, k, n_resamples, seed)).mean())
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float, float]:
     """Percentile bootstrap over problems: (mean, lo, hi) with a (1 - alpha) interval.
 
     Resamples the per-problem values with replacement n_boot times (seeded, vectorised in
@@ -211,7 +231,7 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, alpha: float = 0.0
     for start in range(0, n_boot, _BOOT_CHUNK):
         rows = min(_BOOT_CHUNK, n_boot - start)
         idx = rng.integers(0, v.size, size=(rows, v.size))  # (rows, P)
-        means[start:start + rows] = v[idx].mean(axis=1)
+        means[start : start + rows] = v[idx].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(v.mean()), float(lo), float(hi)
 
@@ -243,8 +263,9 @@ def _as_record(r: ProblemRecord | Mapping[str, Any], i: int) -> ProblemRecord:
     if isinstance(r, ProblemRecord):
         return r
     if not isinstance(r, Mapping):
-        raise TypeError(f"record {i}: expected a ProblemRecord or a mapping, "
-                        f"got {type(r).__name__}")
+        raise TypeError(
+            f"record {i}: expected a ProblemRecord or a mapping, got {type(r).__name__}"
+        )
     unknown = set(r) - {f.name for f in fields(ProblemRecord)}
     if unknown:
         raise ValueError(f"record {i}: unknown keys {sorted(unknown)}")
@@ -264,28 +285,38 @@ def _check_ks(ks: Sequence[int], records: Sequence[ProblemRecord]) -> list[int]:
     return ks
 
 
-def _problem_values(r: ProblemRecord, ks: list[int], opts: dict[str, Any],
-                    seed: list[int]) -> dict[str, float]:
+def _problem_values(
+    r: ProblemRecord, ks: list[int], opts: dict[str, Any], seed: list[int]
+) -> dict[str, float]:
     """Every metric for one problem; NaN where the record lacks the inputs."""
     n, c = len(r.correct), int(_as_bools(r.correct, "correct").sum())
     out: dict[str, float] = {}
     for k in ks:
         out[f"pass@{k}"] = pass_at_k(n, c, k)
-        out[f"maj@{k}"] = (math.nan if r.answers is None else
-                           maj_at_k(r.answers, r.correct, k, seed=[*seed, k], **opts))
+        out[f"maj@{k}"] = (
+            math.nan
+            if r.answers is None
+            else maj_at_k(r.answers, r.correct, k, seed=[*seed, k], **opts)
+        )
         out[f"mean@{k}"] = mean_at_k(n, c, k)
         out[f"best_of_{k}"] = math.nan if r.scores is None else best_of_n(r.scores, r.correct, k)
     out["greedy_acc"] = math.nan if r.greedy_correct is None else float(bool(r.greedy_correct))
-    out["format_rate"] = (math.nan if r.format_ok is None
-                          else float(_as_bools(r.format_ok, "format_ok").mean()))
+    out["format_rate"] = (
+        math.nan if r.format_ok is None else float(_as_bools(r.format_ok, "format_ok").mean())
+    )
     out["length_mean"] = math.nan if r.lengths is None else float(np.mean(r.lengths))
     return out
 
 
-def per_problem_metrics(records: Sequence[ProblemRecord | Mapping[str, Any]], ks: Sequence[int],
-                        *, key: Callable[[str], Hashable | None] | None = None,
-                        equivalent: Callable[[str, str], bool] | None = None,
-                        seed: int = 0, n_resamples: int = 1000) -> dict[str, np.ndarray]:
+def per_problem_metrics(
+    records: Sequence[ProblemRecord | Mapping[str, Any]],
+    ks: Sequence[int],
+    *,
+    key: Callable[[str], Hashable | None] | None = None,
+    equivalent: Callable[[str, str], bool] | None = None,
+    seed: int = 0,
+    n_resamples: int = 1000,
+) -> dict[str, np.ndarray]:
     """Per-problem metric values, name → (P,) array, NaN where a problem lacks the inputs.
 
     maj@k of problem i at k is seeded with [seed, i, k]: a problem's value depends only on its
@@ -305,8 +336,14 @@ def per_problem_metrics(records: Sequence[ProblemRecord | Mapping[str, Any]], ks
     return {name: np.array([row[name] for row in rows]) for name in rows[0]}  # (P,) each
 
 
-def _aggregate(per: Mapping[str, np.ndarray], idx: np.ndarray, prefix: str,
-               n_boot: int, alpha: float, seed: int) -> dict[str, float]:
+def _aggregate(
+    per: Mapping[str, np.ndarray],
+    idx: np.ndarray,
+    prefix: str,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, arr in per.items():
         vals = arr[idx][~np.isnan(arr[idx])]
@@ -329,11 +366,17 @@ def _difficulty_groups(recs: Sequence[ProblemRecord]) -> dict[Any, list[int]]:
         return groups
 
 
-def summarize(records: Sequence[ProblemRecord | Mapping[str, Any]], ks: Sequence[int], *,
-              key: Callable[[str], Hashable | None] | None = None,
-              equivalent: Callable[[str, str], bool] | None = None,
-              n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
-              n_resamples: int = 1000) -> dict[str, float]:
+def summarize(
+    records: Sequence[ProblemRecord | Mapping[str, Any]],
+    ks: Sequence[int],
+    *,
+    key: Callable[[str], Hashable | None] | None = None,
+    equivalent: Callable[[str, str], bool] | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_resamples: int = 1000,
+) -> dict[str, float]:
     """Flat dict of `eval/*` metrics, each with `_lo`/`_hi` bootstrap bounds over problems.
 
     Keys: `eval/pass@{k}`, `eval/maj@{k}`, `eval/mean@{k}`, `eval/best_of_{k}`,
@@ -343,8 +386,9 @@ def summarize(records: Sequence[ProblemRecord | Mapping[str, Any]], ks: Sequence
     are per-problem means averaged over problems (equal weight per problem).
     """
     recs = [_as_record(r, i) for i, r in enumerate(records)]
-    per = per_problem_metrics(recs, ks, key=key, equivalent=equivalent, seed=seed,
-                              n_resamples=n_resamples)
+    per = per_problem_metrics(
+        recs, ks, key=key, equivalent=equivalent, seed=seed, n_resamples=n_resamples
+    )
     out = _aggregate(per, np.arange(len(recs)), "eval/", n_boot, alpha, seed)
     for d, idx in _difficulty_groups(recs).items():
         out.update(_aggregate(per, np.array(idx), f"eval/difficulty/{d}/", n_boot, alpha, seed))

@@ -7,6 +7,7 @@ touches pyplot's global state or needs a display.
 
 Deliberately not here: computing any metric (see `rlreason.eval.metrics`), or interactive plots.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,9 @@ CURVES: dict[str, str] = {
 }
 
 
-def curve_points(metrics: Mapping[str, float], curve: str,
-                 prefix: str = "eval/") -> list[tuple[int, float, float, float]]:
+def curve_points(
+    metrics: Mapping[str, float], curve: str, prefix: str = "eval/"
+) -> list[tuple[int, float, float, float]]:
     """(k, value, lo, hi) for one curve, sorted by k; lo/hi fall back to the value if absent."""
     if curve not in CURVES:
         raise ValueError(f"unknown curve {curve!r}; known: {sorted(CURVES)}")
@@ -33,14 +35,25 @@ def curve_points(metrics: Mapping[str, float], curve: str,
     for name, v in metrics.items():
         m = pattern.fullmatch(name)
         if m:
-            points.append((int(m.group(1)), float(v), float(metrics.get(name + "_lo", v)),
-                           float(metrics.get(name + "_hi", v))))
+            points.append(
+                (
+                    int(m.group(1)),
+                    float(v),
+                    float(metrics.get(name + "_lo", v)),
+                    float(metrics.get(name + "_hi", v)),
+                )
+            )
     return sorted(points)
 
 
-def plot_scaling_curve(metrics: Mapping[str, float], path: str | Path, *,
-                       curves: Sequence[str] = ("pass@k", "maj@k"), prefix: str = "eval/",
-                       title: str | None = None) -> Path:
+def plot_scaling_curve(
+    metrics: Mapping[str, float],
+    path: str | Path,
+    *,
+    curves: Sequence[str] = ("pass@k", "maj@k"),
+    prefix: str = "eval/",
+    title: str | None = None,
+) -> Path:
     """Save accuracy vs k (log2 axis) for each of `curves`, with CI bands, as a PNG at `path`.
 
     `prefix` selects a slice of the dict, e.g. "eval/difficulty/3/". Raises if none of the
@@ -61,7 +74,7 @@ def plot_scaling_curve(metrics: Mapping[str, float], path: str | Path, *,
             continue
         k, v, lo, hi = (list(col) for col in zip(*pts))
         ks.update(k)
-        line, = ax.plot(k, v, marker="o", label=curve)
+        (line,) = ax.plot(k, v, marker="o", label=curve)
         ax.fill_between(k, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(ks), [str(k) for k in sorted(ks)])

@@ -18,6 +18,7 @@ at or before their own slot; `key_mask` marks which slots hold real tokens (left
 
 Not here: sampling (engine.py), LoRA (lora.py), checkpoint import (hf.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,13 +40,13 @@ class GPTConfig:
     d_model: int = 128
     max_seq_len: int = 512
     flavour: str = "llama"
-    n_kv_head: int | None = None      # None → n_head (no GQA)
-    head_dim: int | None = None       # None → d_model // n_head (Qwen3 sets it explicitly)
-    d_ff: int | None = None           # None → 4*d_model (gpt2) or SwiGLU's 8/3*d_model rounded
+    n_kv_head: int | None = None  # None → n_head (no GQA)
+    head_dim: int | None = None  # None → d_model // n_head (Qwen3 sets it explicitly)
+    d_ff: int | None = None  # None → 4*d_model (gpt2) or SwiGLU's 8/3*d_model rounded
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     rope_scaling: dict[str, Any] | None = None
-    qkv_bias: bool | None = None      # None → True for gpt2, False for llama
+    qkv_bias: bool | None = None  # None → True for gpt2, False for llama
     qk_norm: bool = False
     tie_embeddings: bool | None = None  # None → True for gpt2, False for llama
     init_std: float = 0.02
@@ -63,9 +64,13 @@ class GPTConfig:
         if self.tie_embeddings is None:
             self.tie_embeddings = gpt2
         if self.n_head % self.n_kv_head:
-            raise ValueError(f"GPTConfig: n_head={self.n_head} not divisible by n_kv_head={self.n_kv_head}")
+            raise ValueError(
+                f"GPTConfig: n_head={self.n_head} not divisible by n_kv_head={self.n_kv_head}"
+            )
         if gpt2 and self.head_dim * self.n_head != self.d_model:
-            raise ValueError(f"GPTConfig: d_model={self.d_model} not divisible by n_head={self.n_head}")
+            raise ValueError(
+                f"GPTConfig: d_model={self.d_model} not divisible by n_head={self.n_head}"
+            )
         if gpt2 and (self.qk_norm or self.n_kv_head != self.n_head):
             raise ValueError("GPTConfig: qk_norm and grouped-query attention need flavour='llama'")
 
@@ -104,8 +109,10 @@ def rope_inv_freq(cfg: GPTConfig) -> torch.Tensor:
         scaled = torch.where(wavelen > old_ctx / lo, inv / factor, inv)
         mid = (wavelen <= old_ctx / lo) & (wavelen >= old_ctx / hi)
         return torch.where(mid, (1 - smooth) * inv / factor + smooth * inv, scaled).float()
-    raise ValueError(f"GPTConfig.rope_scaling: unsupported rope type {kind!r} "
-                     "(supported: default, linear, llama3)")
+    raise ValueError(
+        f"GPTConfig.rope_scaling: unsupported rope type {kind!r} "
+        "(supported: default, linear, llama3)"
+    )
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -115,8 +122,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x * cos + rotated * sin).to(x.dtype)
 
 
-def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     bias: torch.Tensor | None) -> torch.Tensor:
+def decode_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """Attention of one query per row over the cached keys, for the decode step.
 
     q (B, H, 1, D); k, v (B, Hkv, S, D), possibly strided views of a larger cache; `bias` float32
@@ -128,18 +136,19 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     """
     B, H, _, D = q.shape
     Hkv = k.shape[1]
-    qg = (q * D ** -0.5).reshape(B, Hkv, H // Hkv, D)                     # (B, Hkv, G, D)
-    scores = torch.matmul(qg, k.transpose(-1, -2)).float()                 # (B, Hkv, G, S)
+    qg = (q * D**-0.5).reshape(B, Hkv, H // Hkv, D)  # (B, Hkv, G, D)
+    scores = torch.matmul(qg, k.transpose(-1, -2)).float()  # (B, Hkv, G, S)
     if bias is not None:
-        scores = scores + bias                                             # bias (B|1, 1, 1, S)
+        scores = scores + bias  # bias (B|1, 1, 1, S)
     probs = torch.softmax(scores, dim=-1).to(v.dtype)
-    return torch.matmul(probs, v).reshape(B, H, 1, D)                      # (B, H, 1, D)
+    return torch.matmul(probs, v).reshape(B, H, 1, D)  # (B, H, 1, D)
 
 
 def additive_mask(mask: torch.Tensor) -> torch.Tensor:
     """Bool attention mask (True = may attend) → float32 additive bias (0 / -inf), same shape."""
     return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(
-        ~mask, float("-inf"))
+        ~mask, float("-inf")
+    )
 
 
 class Attention(nn.Module):
@@ -157,21 +166,26 @@ class Attention(nn.Module):
     def forward(self, x, rope, layer: int, kv_cache, attn_mask):
         B, T, _ = x.shape
         H, Hkv, D = self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim
-        q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)      # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, Hkv, D).transpose(1, 2)    # (B, Hkv, T, D)
-        v = self.v_proj(x).view(B, T, Hkv, D).transpose(1, 2)    # (B, Hkv, T, D)
+        q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, Hkv, D).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.v_proj(x).view(B, T, Hkv, D).transpose(1, 2)  # (B, Hkv, T, D)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv_cache is not None:
-            k, v = kv_cache.write(layer, k, v)                   # (B, Hkv, S, D)
+            k, v = kv_cache.write(layer, k, v)  # (B, Hkv, S, D)
         if T == 1 and kv_cache is not None:
-            y = decode_attention(q, k, v, attn_mask)              # (B, H, 1, D)
+            y = decode_attention(q, k, v, attn_mask)  # (B, H, 1, D)
         else:
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and kv_cache is None,
-                enable_gqa=Hkv != H)                              # (B, H, T, D)
+                q,
+                k,
+                v,
+                attn_mask=attn_mask,
+                is_causal=attn_mask is None and kv_cache is None,
+                enable_gqa=Hkv != H,
+            )  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
@@ -193,8 +207,11 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        norm = (lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)) if cfg.flavour == "gpt2" \
+        norm = (
+            (lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps))
+            if cfg.flavour == "gpt2"
             else (lambda: RMSNorm(cfg.d_model, cfg.norm_eps))
+        )
         self.attn_norm, self.attn = norm(), Attention(cfg)
         self.mlp_norm, self.mlp = norm(), MLP(cfg)
 
@@ -210,16 +227,21 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.flavour == "gpt2" else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.final_norm = (nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.flavour == "gpt2"
-                           else RMSNorm(cfg.d_model, cfg.norm_eps))
+        self.final_norm = (
+            nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+            if cfg.flavour == "gpt2"
+            else RMSNorm(cfg.d_model, cfg.norm_eps)
+        )
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
         if cfg.flavour == "llama":
-            self.inv_freq = rope_inv_freq(cfg)   # plain fp32 tensor: model.to(bf16) must not round it
+            self.inv_freq = rope_inv_freq(
+                cfg
+            )  # plain fp32 tensor: model.to(bf16) must not round it
         self.gradient_checkpointing = False
         self.apply(self._init_weights)
-        for name, p in self.named_parameters():   # scaled init of residual projections (GPT-2)
+        for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, std=cfg.init_std / math.sqrt(2 * cfg.n_layer))
 
@@ -236,43 +258,59 @@ class GPT(nn.Module):
         if table is None or table[0].shape[0] < need or table[0].device != positions.device:
             n = max(need, min(self.config.max_seq_len, 4096))
             t = torch.arange(n, device=positions.device, dtype=torch.float32)
-            freqs = torch.outer(t, self.inv_freq.to(positions.device))     # (n, D/2)
-            emb = torch.cat((freqs, freqs), dim=-1)                          # (n, D)
+            freqs = torch.outer(t, self.inv_freq.to(positions.device))  # (n, D/2)
+            emb = torch.cat((freqs, freqs), dim=-1)  # (n, D)
             self._rope_table = table = (emb.cos(), emb.sin())
-        cos, sin = table[0][positions], table[1][positions]                 # (B, T, D)
+        cos, sin = table[0][positions], table[1][positions]  # (B, T, D)
         return cos[:, None].to(dtype), sin[:, None].to(dtype)
 
-    def hidden(self, ids: torch.Tensor, kv_cache=None, positions: torch.Tensor | None = None,
-               key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden(
+        self,
+        ids: torch.Tensor,
+        kv_cache=None,
+        positions: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Final-normed hidden states (B, T, C); see the module docstring for the arguments."""
         B, T = ids.shape
         start = kv_cache.length if kv_cache is not None else 0
         if positions is None:
             positions = torch.arange(start, start + T, device=ids.device).expand(B, T)
         if int(positions.max()) >= self.config.max_seq_len and self.pos_emb is not None:
-            raise ValueError(f"GPT: position {int(positions.max())} exceeds max_seq_len="
-                             f"{self.config.max_seq_len}")
-        x = self.tok_emb(ids)                                          # (B, T, C)
+            raise ValueError(
+                f"GPT: position {int(positions.max())} exceeds max_seq_len="
+                f"{self.config.max_seq_len}"
+            )
+        x = self.tok_emb(ids)  # (B, T, C)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         rope = self._rope(positions, x.dtype) if self.pos_emb is None else None
-        attn_mask = _attention_mask(key_mask, start, T, ids.device) if (
-            key_mask is not None or kv_cache is not None) else None
-        if T == 1 and kv_cache is not None:           # decode step: see `decode_attention`
-            attn_mask = additive_mask(attn_mask)       # built once, shared by every layer
+        attn_mask = (
+            _attention_mask(key_mask, start, T, ids.device)
+            if (key_mask is not None or kv_cache is not None)
+            else None
+        )
+        if T == 1 and kv_cache is not None:  # decode step: see `decode_attention`
+            attn_mask = additive_mask(attn_mask)  # built once, shared by every layer
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and kv_cache is None:
-                x = torch.utils.checkpoint.checkpoint(block, x, rope, i, None, attn_mask,
-                                                      use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(
+                    block, x, rope, i, None, attn_mask, use_reentrant=False
+                )
             else:
                 x = block(x, rope, i, kv_cache, attn_mask)
         if kv_cache is not None:
             kv_cache.advance(T)
         return self.final_norm(x)
 
-    def forward(self, ids: torch.Tensor, kv_cache=None, positions: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.lm_head(self.hidden(ids, kv_cache, positions, key_mask))   # (B, T, V)
+    def forward(
+        self,
+        ids: torch.Tensor,
+        kv_cache=None,
+        positions: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.lm_head(self.hidden(ids, kv_cache, positions, key_mask))  # (B, T, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
@@ -285,27 +323,30 @@ def _attention_mask(key_mask: torch.Tensor | None, start: int, T: int, device) -
     (which would make SDPA emit NaN that then leaks through 0 * NaN in later layers).
     """
     S = start + T
-    q_slot = torch.arange(start, S, device=device)[:, None]             # (T, 1)
-    k_slot = torch.arange(S, device=device)[None, :]                     # (1, S)
-    causal = k_slot <= q_slot                                            # (T, S)
+    q_slot = torch.arange(start, S, device=device)[:, None]  # (T, 1)
+    k_slot = torch.arange(S, device=device)[None, :]  # (1, S)
+    causal = k_slot <= q_slot  # (T, S)
     if key_mask is None:
         return causal[None, None]
-    valid = causal[None, None] & key_mask[:, None, None, :S].bool()     # (B, 1, T, S)
+    valid = causal[None, None] & key_mask[:, None, None, :S].bool()  # (B, 1, T, S)
     return valid | (k_slot == q_slot)[None, None]
 
 
 @dataclass
 class KVCache:
     """Preallocated keys/values for every layer: k, v (L, B, Hkv, S_max, D); one shared length."""
+
     k: torch.Tensor
     v: torch.Tensor
     length: int = 0
 
     @classmethod
-    def allocate(cls, cfg: GPTConfig, batch: int, max_len: int, dtype, device) -> "KVCache":
+    def allocate(cls, cfg: GPTConfig, batch: int, max_len: int, dtype, device) -> KVCache:
         shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
-        return cls(torch.empty(shape, dtype=dtype, device=device),
-                   torch.empty(shape, dtype=dtype, device=device))
+        return cls(
+            torch.empty(shape, dtype=dtype, device=device),
+            torch.empty(shape, dtype=dtype, device=device),
+        )
 
     @property
     def capacity(self) -> int:
@@ -315,20 +356,19 @@ class KVCache:
         end = self.length + k.shape[2]
         if end > self.capacity:
             raise ValueError(f"KVCache: writing up to slot {end} exceeds capacity {self.capacity}")
-        self.k[layer, :, :, self.length:end] = k
-        self.v[layer, :, :, self.length:end] = v
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
     def advance(self, n: int) -> None:
         self.length += n
 
-    def expand(self, n: int, capacity: int | None = None) -> "KVCache":
+    def expand(self, n: int, capacity: int | None = None) -> KVCache:
         """Repeat every row n times (prompt-major), optionally into a larger preallocated buffer."""
         L, B, H, _, D = self.k.shape
         cap = capacity or self.capacity
         shape = (L, B * n, H, cap, D)
         out = KVCache(self.k.new_empty(shape), self.v.new_empty(shape), self.length)
-        for src, dst in ((self.k, out.k), (self.v, out.v)):   # one broadcast copy, no temporary
-            dst.view(L, B, n, H, cap, D)[..., :self.length, :] = src[:, :, None, :, :self.length]
+        for src, dst in ((self.k, out.k), (self.v, out.v)):  # one broadcast copy, no temporary
+            dst.view(L, B, n, H, cap, D)[..., : self.length, :] = src[:, :, None, :, : self.length]
         return out
-

@@ -9,6 +9,7 @@ safetensors, metadata JSON.
 
 Not here: Hugging Face layout import/export (hf.py), adapters only (lora.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ def weights_state(model: GPT) -> dict[str, torch.Tensor]:
 
 def save_model(model: GPT, tokenizer, directory: str | Path) -> Path:
     from safetensors.torch import save_file
+
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     save_file(weights_state(model), str(d / "model.safetensors"))
@@ -44,6 +46,7 @@ def save_model(model: GPT, tokenizer, directory: str | Path) -> Path:
 def load_model(directory: str | Path, dtype: torch.dtype | None = None, device="cpu"):
     """(model, tokenizer) from a directory written by `save_model`."""
     from safetensors.torch import load_file
+
     d = Path(directory)
     for f in ("config.json", "model.safetensors"):
         if not (d / f).is_file():
@@ -59,9 +62,14 @@ def load_model(directory: str | Path, dtype: torch.dtype | None = None, device="
         own.pop("lm_head.weight", None)
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"load_model: {d}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
-    bad = [f"{k} has shape {tuple(v.shape)}, config expects {tuple(own[k].shape)}"
-           for k, v in sorted(state.items()) if v.shape != own[k].shape]
+        raise ValueError(
+            f"load_model: {d}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    bad = [
+        f"{k} has shape {tuple(v.shape)}, config expects {tuple(own[k].shape)}"
+        for k, v in sorted(state.items())
+        if v.shape != own[k].shape
+    ]
     if bad:
         raise ValueError(f"load_model: {d}: " + "; ".join(bad))
     model.load_state_dict(state, strict=False)

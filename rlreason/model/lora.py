@@ -16,6 +16,7 @@ adapters export without renaming tensors.
 
 Not here: the PEFT-format export and merged HF export (hf.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,9 @@ class LoRAConfig:
 
 
 class LoRALinear(nn.Module):
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0,
-                 rslora: bool = False):
+    def __init__(
+        self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0, rslora: bool = False
+    ):
         super().__init__()
         if rank < 1:
             raise ValueError(f"LoRALinear: rank must be >= 1, got {rank}")
@@ -71,11 +73,11 @@ class LoRALinear(nn.Module):
         return self.base.weight
 
     def delta_weight(self) -> torch.Tensor:
-        return (self.lora_B.weight @ self.lora_A.weight) * self.scale      # (out, in)
+        return (self.lora_B.weight @ self.lora_A.weight) * self.scale  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
-        if self.merged == self.disabled:     # merged & disabled: undo the fold; neither: add it
+        if self.merged == self.disabled:  # merged & disabled: undo the fold; neither: add it
             update = self.lora_B(self.lora_A(self.dropout(x))) * self.scale
             y = y - update if self.merged else y + update
         return y
@@ -100,12 +102,20 @@ def _matches(name: str, targets) -> bool:
     return any(fnmatch.fnmatchcase(name, t) or name.split(".")[-1] == t for t in targets)
 
 
-def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, targets=DEFAULT_TARGETS,
-               dropout: float = 0.0, rslora: bool = False) -> nn.Module:
+def apply_lora(
+    model: nn.Module,
+    rank: int = 8,
+    alpha: float = 16.0,
+    targets=DEFAULT_TARGETS,
+    dropout: float = 0.0,
+    rslora: bool = False,
+) -> nn.Module:
     """Wrap every `nn.Linear` whose name matches `targets`; freeze all other parameters."""
     for p in model.parameters():
         p.requires_grad_(False)
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, targets)]
+    names = [
+        n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, targets)
+    ]
     if not names:
         raise ValueError(f"apply_lora: no nn.Linear matches targets {list(targets)}")
     for name in names:
@@ -147,29 +157,39 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()
-            if ".lora_A." in k or ".lora_B." in k}
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if ".lora_A." in k or ".lora_B." in k
+    }
 
 
 def load_adapter_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     own = adapter_state_dict(model)
     missing, unexpected = set(own) - set(state), set(state) - set(own)
     if missing or unexpected:
-        raise ValueError(f"load_adapter_state_dict: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}")
+        raise ValueError(
+            f"load_adapter_state_dict: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
     for k, v in state.items():
         if v.shape != own[k].shape:
-            raise ValueError(f"load_adapter_state_dict: {k} has shape {tuple(v.shape)}, "
-                             f"model expects {tuple(own[k].shape)}")
+            raise ValueError(
+                f"load_adapter_state_dict: {k} has shape {tuple(v.shape)}, "
+                f"model expects {tuple(own[k].shape)}"
+            )
     model.load_state_dict(state, strict=False)
 
 
 def save_adapter(model: nn.Module, directory: str | Path) -> Path:
     from safetensors.torch import save_file
+
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in adapter_state_dict(model).items()},
-              str(d / "adapter.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in adapter_state_dict(model).items()},
+        str(d / "adapter.safetensors"),
+    )
     (d / "adapter.json").write_text(json.dumps(asdict(model.lora_config), indent=1))
     return d
 
@@ -177,6 +197,7 @@ def save_adapter(model: nn.Module, directory: str | Path) -> Path:
 def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
     """Apply LoRA with the saved config (if not applied yet) and load the saved adapter weights."""
     from safetensors.torch import load_file
+
     d = Path(directory)
     for f in ("adapter.json", "adapter.safetensors"):
         if not (d / f).is_file():
@@ -204,6 +225,9 @@ class ParamCount:
 
 
 def count_parameters(model: nn.Module) -> ParamCount:
-    unique = {id(p): p for p in model.parameters()}.values()     # tied weights counted once
-    return ParamCount(sum(p.numel() for p in unique if p.requires_grad),
-                      sum(p.numel() for p in unique), bool(lora_modules(model)))
+    unique = {id(p): p for p in model.parameters()}.values()  # tied weights counted once
+    return ParamCount(
+        sum(p.numel() for p in unique if p.requires_grad),
+        sum(p.numel() for p in unique),
+        bool(lora_modules(model)),
+    )

@@ -19,6 +19,7 @@ call `F.linear` as usual, so training is never affected).
 
 Not here: fused activations, quantisation, GPU kernels.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,9 +41,14 @@ MIN_WEIGHT_ELEMENTS = 1 << 18
 
 def _packable(module: nn.Module, min_elements: int) -> bool:
     w = getattr(module, "weight", None)
-    return (isinstance(module, nn.Linear) and isinstance(w, torch.Tensor)
-            and w.device.type == "cpu" and w.dtype == torch.float32 and w.dim() == 2
-            and w.numel() >= min_elements)
+    return (
+        isinstance(module, nn.Linear)
+        and isinstance(w, torch.Tensor)
+        and w.device.type == "cpu"
+        and w.dtype == torch.float32
+        and w.dim() == 2
+        and w.numel() >= min_elements
+    )
 
 
 def _packed_forward(module: nn.Linear, packed: torch.Tensor):
@@ -52,12 +58,12 @@ def _packed_forward(module: nn.Linear, packed: torch.Tensor):
         if torch.is_grad_enabled() or x.dtype != torch.float32 or x.device.type != "cpu":
             return F.linear(x, weight, bias)
         return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
     return forward
 
 
 @contextlib.contextmanager
-def packed_linears(model: nn.Module, rows_hint: int = 32,
-                   min_elements: int = MIN_WEIGHT_ELEMENTS):
+def packed_linears(model: nn.Module, rows_hint: int = 32, min_elements: int = MIN_WEIGHT_ELEMENTS):
     """Inside the block, float32 CPU `nn.Linear`s of `model` with at least `min_elements`
     weights run on oneDNN-packed weights.
 
@@ -73,8 +79,9 @@ def packed_linears(model: nn.Module, rows_hint: int = 32,
                         continue
                     try:
                         packed = torch.ops.mkldnn._reorder_linear_weight(
-                            module.weight.detach(), max(1, rows_hint))
-                    except RuntimeError:        # this CPU/build cannot pack this weight
+                            module.weight.detach(), max(1, rows_hint)
+                        )
+                    except RuntimeError:  # this CPU/build cannot pack this weight
                         continue
                     module.forward = _packed_forward(module, packed)
                     patched.append(module)

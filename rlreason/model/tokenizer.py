@@ -11,6 +11,7 @@ default, or built from a corpus with `from_texts`). A character outside the alph
 Not here: BPE tokenizers of real checkpoints (hf.py wraps those with the same interface:
 `encode`, `decode`, `eos_id`, `pad_id`, `vocab_size`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, alphabet: str = DEFAULT_ALPHABET):
-        chars = list(dict.fromkeys(alphabet))          # de-duplicate, keep order
+        chars = list(dict.fromkeys(alphabet))  # de-duplicate, keep order
         self.alphabet = "".join(chars)
         self.itos: list[str] = list(SPECIAL_TOKENS) + chars
         self.stoi: dict[str, int] = {s: i for i, s in enumerate(self.itos)}
@@ -35,7 +36,7 @@ class CharTokenizer:
         self._split = re.compile(f"({pattern})")
 
     @classmethod
-    def from_texts(cls, texts, base: str = DEFAULT_ALPHABET) -> "CharTokenizer":
+    def from_texts(cls, texts, base: str = DEFAULT_ALPHABET) -> CharTokenizer:
         """Alphabet = `base` plus every other character seen in `texts` (specials excluded)."""
         seen = dict.fromkeys(base)
         probe = cls(base)
@@ -85,13 +86,19 @@ class CharTokenizer:
             if i in (self.pad_id, self.eos_id) or (skip_special and i in self.special_ids):
                 continue
             if not 0 <= i < len(self.itos):
-                raise ValueError(f"CharTokenizer.decode: id {i} outside vocabulary of {len(self.itos)}")
+                raise ValueError(
+                    f"CharTokenizer.decode: id {i} outside vocabulary of {len(self.itos)}"
+                )
             out.append(self.itos[i])
         return "".join(out)
 
     # persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "special_tokens": list(SPECIAL_TOKENS), "alphabet": self.alphabet}
+        return {
+            "kind": self.kind,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "alphabet": self.alphabet,
+        }
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "tokenizer.json"
@@ -100,7 +107,7 @@ class CharTokenizer:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> "CharTokenizer":
+    def load(cls, directory: str | Path) -> CharTokenizer:
         path = Path(directory)
         path = path / "tokenizer.json" if path.is_dir() else path
         try:

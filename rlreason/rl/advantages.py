@@ -36,14 +36,13 @@ no advantage whitening for PPO (one masked mean/std in the trainer if wanted), n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from rlreason.rl.losses import check_bt
-
 
 # ----------------------------------------------------------------------------- checks and groups
 
@@ -56,7 +55,9 @@ def _grouped(rewards: Tensor, G: int, where: str) -> Tensor:
     if not rewards.is_floating_point():
         raise ValueError(f"{where}: rewards must be a float tensor, got {rewards.dtype}")
     if not isinstance(G, int) or G < 2:
-        raise ValueError(f"{where}: group size G must be an int >= 2 (G=1 makes every advantage 0), got {G!r}")
+        raise ValueError(
+            f"{where}: group size G must be an int >= 2 (G=1 makes every advantage 0), got {G!r}"
+        )
     B = rewards.shape[0]
     if B == 0 or B % G != 0:
         raise ValueError(f"{where}: batch size B={B} is not a positive multiple of G={G}")
@@ -152,7 +153,9 @@ def place_outcome_rewards(rewards: Tensor, mask: Tensor) -> Tensor:
     return out * valid.any(dim=1, keepdim=True)  # (B, T) rows with no valid token stay 0
 
 
-def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95) -> tuple[Tensor, Tensor]:
+def gae(
+    token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation over the valid tokens of each row.
 
     For valid t with next valid token t' (none: terminal, V = 0, A = 0):
@@ -201,7 +204,9 @@ ADVANTAGES: dict[str, AdvantageEstimator] = {
     "grpo": AdvantageEstimator("grpo", grpo, needs_value=False, per_token=False),
     "dr_grpo": AdvantageEstimator("dr_grpo", dr_grpo, needs_value=False, per_token=False),
     "rloo": AdvantageEstimator("rloo", rloo, needs_value=False, per_token=False),
-    "reinforce_pp": AdvantageEstimator("reinforce_pp", reinforce_pp, needs_value=False, per_token=False),
+    "reinforce_pp": AdvantageEstimator(
+        "reinforce_pp", reinforce_pp, needs_value=False, per_token=False
+    ),
     "gae": AdvantageEstimator("gae", gae, needs_value=True, per_token=True),
 }
 

@@ -7,6 +7,7 @@ prompt ids, completion tokens / mask / sampler log-probs from the engine, reward
 
 Not here: computing advantages or losses (advantages.py, losses.py), sampling (engine.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -16,22 +17,22 @@ import torch
 
 @dataclass
 class RolloutBatch:
-    prompt_ids: list[list[int]]      # B lists
-    tokens: torch.Tensor             # (B, T) completion ids
-    mask: torch.Tensor               # (B, T) float: tokens that enter the loss
-    sampler_logp: torch.Tensor       # (B, T) engine log-probs
-    rewards: torch.Tensor            # (B,) total reward
-    finish_reasons: list[str]        # B
-    texts: list[str]                 # B
-    tasks: list                      # B (opaque to rlreason)
+    prompt_ids: list[list[int]]  # B lists
+    tokens: torch.Tensor  # (B, T) completion ids
+    mask: torch.Tensor  # (B, T) float: tokens that enter the loss
+    sampler_logp: torch.Tensor  # (B, T) engine log-probs
+    rewards: torch.Tensor  # (B,) total reward
+    finish_reasons: list[str]  # B
+    texts: list[str]  # B
+    tasks: list  # B (opaque to rlreason)
     components: dict[str, list[float]]
-    adv: torch.Tensor | None = None      # (B,) or (B, T)
+    adv: torch.Tensor | None = None  # (B,) or (B, T)
     returns: torch.Tensor | None = None  # (B, T), PPO value targets
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
-    def rows(self, idx) -> "RolloutBatch":
+    def rows(self, idx) -> RolloutBatch:
         idx_l = [int(i) for i in idx]
         idx_t = torch.as_tensor(idx_l, dtype=torch.long, device=self.tokens.device)
         out = {}
@@ -50,7 +51,9 @@ class RolloutBatch:
 
 def _pad_cat(tensors: list[torch.Tensor], value) -> torch.Tensor:
     T = max(t.shape[1] for t in tensors)
-    return torch.cat([torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value) for t in tensors])
+    return torch.cat(
+        [torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value) for t in tensors]
+    )
 
 
 def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
@@ -74,8 +77,9 @@ def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     )
 
 
-def micro_batches(rows: list[int], prompt_lens: list[int], comp_lens: list[int],
-                  token_budget: int) -> list[list[int]]:
+def micro_batches(
+    rows: list[int], prompt_lens: list[int], comp_lens: list[int], token_budget: int
+) -> list[list[int]]:
     """Consecutive groups of `rows` whose padded size (n * (max prompt + max completion)) fits."""
     out, cur, p_max, c_max = [], [], 0, 0
     for r in rows:

@@ -11,14 +11,20 @@
 
 These are signals for dashboards and alarms, not rewards: they never enter the loss.
 """
+
 from __future__ import annotations
 
 import re
 
 THINK_RE = re.compile(r"<think>(.*?)</think>", re.S)
-VERIFY_RE = re.compile(r"\b(wait|let me check|verify|double[- ]check|re-?check|actually|hmm)\b", re.I)
-SCRIPT_RES = {"latin": re.compile(r"[A-Za-z]+"), "cyrillic": re.compile(r"[\u0400-\u04FF]+"),
-              "han": re.compile(r"[\u3040-\u30FF\u4E00-\u9FFF]")}
+VERIFY_RE = re.compile(
+    r"\b(wait|let me check|verify|double[- ]check|re-?check|actually|hmm)\b", re.I
+)
+SCRIPT_RES = {
+    "latin": re.compile(r"[A-Za-z]+"),
+    "cyrillic": re.compile(r"[\u0400-\u04FF]+"),
+    "han": re.compile(r"[\u3040-\u30FF\u4E00-\u9FFF]"),
+}
 
 
 def reasoning_of(text: str) -> str | None:
@@ -33,7 +39,7 @@ def language_mix(text: str) -> float:
 
 
 def repetition(text: str, n: int = 8) -> float:
-    grams = [text[i:i + n] for i in range(max(len(text) - n + 1, 0))]
+    grams = [text[i : i + n] for i in range(max(len(text) - n + 1, 0))]
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
 
 
@@ -42,14 +48,18 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def rollout_diagnostics(texts: list[str], correct: list[bool], lengths: list[int]) -> dict[str, float]:
+def rollout_diagnostics(
+    texts: list[str], correct: list[bool], lengths: list[int]
+) -> dict[str, float]:
     reasonings = [reasoning_of(t) for t in texts]
     thought = [r for r in reasonings if r and r.strip()]
     return {
         "rollout/think_rate": len(thought) / max(len(texts), 1),
         "rollout/length_correct": _mean(n for n, c in zip(lengths, correct) if c),
         "rollout/length_wrong": _mean(n for n, c in zip(lengths, correct) if not c),
-        "rollout/self_verify_rate": _mean(bool(VERIFY_RE.search(r)) for r in thought) if thought else 0.0,
+        "rollout/self_verify_rate": _mean(bool(VERIFY_RE.search(r)) for r in thought)
+        if thought
+        else 0.0,
         "rollout/language_mix": _mean(language_mix(r) for r in thought) if thought else 0.0,
         "rollout/repetition": _mean(repetition(t) for t in texts),
     }

@@ -14,6 +14,7 @@ log-probs are comparable with the sampler's.
 
 Not here: losses (losses.py), the value head (value.py), sampling (engine.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,14 +25,16 @@ from torch.utils.checkpoint import checkpoint
 
 @dataclass
 class PackedBatch:
-    ids: torch.Tensor        # (B, P + T) left-padded prompts then right-padded completions
-    key_mask: torch.Tensor   # (B, P + T) bool, real tokens
+    ids: torch.Tensor  # (B, P + T) left-padded prompts then right-padded completions
+    key_mask: torch.Tensor  # (B, P + T) bool, real tokens
     positions: torch.Tensor  # (B, P + T) position ids of real tokens
-    tokens: torch.Tensor     # (B, T) completion ids
-    prompt_len: int          # P
+    tokens: torch.Tensor  # (B, T) completion ids
+    prompt_len: int  # P
 
 
-def pack(prompt_ids: list[list[int]], tokens: torch.Tensor, mask: torch.Tensor, pad_id: int) -> PackedBatch:
+def pack(
+    prompt_ids: list[list[int]], tokens: torch.Tensor, mask: torch.Tensor, pad_id: int
+) -> PackedBatch:
     """Pack prompts (lists) and completions (B, T) into the engine's layout."""
     B, T = tokens.shape
     P = max(len(p) for p in prompt_ids)
@@ -39,8 +42,8 @@ def pack(prompt_ids: list[list[int]], tokens: torch.Tensor, mask: torch.Tensor, 
     ids = torch.full((B, P + T), pad_id, dtype=torch.long, device=device)
     key_mask = torch.zeros(B, P + T, dtype=torch.bool, device=device)
     for b, p in enumerate(prompt_ids):
-        ids[b, P - len(p):P] = torch.as_tensor(p, dtype=torch.long, device=device)
-        key_mask[b, P - len(p):P] = True
+        ids[b, P - len(p) : P] = torch.as_tensor(p, dtype=torch.long, device=device)
+        key_mask[b, P - len(p) : P] = True
     ids[:, P:] = tokens
     key_mask[:, P:] = mask > 0
     positions = (key_mask.long().cumsum(1) - 1).clamp(min=0)
@@ -48,24 +51,30 @@ def pack(prompt_ids: list[list[int]], tokens: torch.Tensor, mask: torch.Tensor, 
 
 
 def _chunk_logp_entropy(h: torch.Tensor, head, targets: torch.Tensor, temperature: float):
-    logits = head(h).float()                                            # (B, t, V)
+    logits = head(h).float()  # (B, t, V)
     if temperature > 0:
         logits = logits / temperature
-    logp_all = torch.log_softmax(logits, -1)                            # (B, t, V)
-    logp = logp_all.gather(-1, targets[..., None])[..., 0]              # (B, t)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)                      # (B, t)
+    logp_all = torch.log_softmax(logits, -1)  # (B, t, V)
+    logp = logp_all.gather(-1, targets[..., None])[..., 0]  # (B, t)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, t)
     return logp, entropy
 
 
-def token_logprobs(model, batch: PackedBatch, *, temperature: float = 1.0, chunk: int = 64,
-                   with_hidden: bool = False):
+def token_logprobs(
+    model,
+    batch: PackedBatch,
+    *,
+    temperature: float = 1.0,
+    chunk: int = 64,
+    with_hidden: bool = False,
+):
     """(logp (B, T), entropy (B, T)[, hidden (B, T, C)]) of the completion tokens."""
     P, T = batch.prompt_len, batch.tokens.shape[1]
     hidden = model.hidden(batch.ids, positions=batch.positions, key_mask=batch.key_mask)
-    h = hidden[:, P - 1:P - 1 + T]                                      # (B, T, C)
+    h = hidden[:, P - 1 : P - 1 + T]  # (B, T, C)
     logps, ents = [], []
     for s in range(0, T, chunk):
-        args = (h[:, s:s + chunk], model.lm_head, batch.tokens[:, s:s + chunk], temperature)
+        args = (h[:, s : s + chunk], model.lm_head, batch.tokens[:, s : s + chunk], temperature)
         if torch.is_grad_enabled() and h.requires_grad:
             lp, ent = checkpoint(_chunk_logp_entropy, *args, use_reentrant=False)
         else:

@@ -36,8 +36,8 @@ What it deliberately does not do: no log-prob or entropy computation (logprobs.p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -46,11 +46,15 @@ from torch import Tensor
 def check_bt(where: str, mask: Tensor, **tensors: Tensor | None) -> None:
     """Raise a clear error unless mask is (B,T) float and every given tensor has its shape."""
     if not isinstance(mask, Tensor) or mask.dim() != 2 or not mask.is_floating_point():
-        got = f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+        got = (
+            f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+        )
         raise ValueError(f"{where}: mask must be a float (B, T) tensor, got {got}")
     for name, t in tensors.items():
         if t is not None and t.shape != mask.shape:
-            raise ValueError(f"{where}: {name} has shape {tuple(t.shape)}, mask has {tuple(mask.shape)}")
+            raise ValueError(
+                f"{where}: {name} has shape {tuple(t.shape)}, mask has {tuple(mask.shape)}"
+            )
 
 
 # ----------------------------------------------------------------------------- KL estimators
@@ -69,7 +73,11 @@ def _kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     return torch.exp(d) - d - 1.0  # (B, T) >= 0
 
 
-KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"k1": _kl_k1, "k2": _kl_k2, "k3": _kl_k3}
+KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "k1": _kl_k1,
+    "k2": _kl_k2,
+    "k3": _kl_k3,
+}
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3") -> Tensor:
@@ -77,7 +85,9 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3") -> Tensor:
     if kind not in KL_ESTIMATORS:
         raise KeyError(f"kl_penalty: unknown estimator {kind!r}; known: {sorted(KL_ESTIMATORS)}")
     if logp.shape != ref_logp.shape:
-        raise ValueError(f"kl_penalty: logp {tuple(logp.shape)} and ref_logp {tuple(ref_logp.shape)} differ")
+        raise ValueError(
+            f"kl_penalty: logp {tuple(logp.shape)} and ref_logp {tuple(ref_logp.shape)} differ"
+        )
     return KL_ESTIMATORS[kind](logp, ref_logp)
 
 
@@ -123,15 +133,21 @@ def policy_loss(
     """
     check_bt("policy_loss", mask, logp=logp, old_logp=old_logp)
     if ratio_level not in RATIO_LEVELS:
-        raise ValueError(f"policy_loss: ratio_level must be one of {RATIO_LEVELS}, got {ratio_level!r}")
+        raise ValueError(
+            f"policy_loss: ratio_level must be one of {RATIO_LEVELS}, got {ratio_level!r}"
+        )
     if clip_low < 0 or clip_high < 0 or clip_low >= 1:
-        raise ValueError(f"policy_loss: need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low}, {clip_high}")
+        raise ValueError(
+            f"policy_loss: need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low}, {clip_high}"
+        )
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"policy_loss: dual_clip must be > 1 (a ratio cap), got {dual_clip}")
     if adv.dim() == 1 and adv.shape[0] == mask.shape[0]:
         adv = adv[:, None]  # (B, 1)
     elif adv.shape != mask.shape:
-        raise ValueError(f"policy_loss: adv must be (B,) or (B, T) with mask {tuple(mask.shape)}, got {tuple(adv.shape)}")
+        raise ValueError(
+            f"policy_loss: adv must be (B,) or (B, T) with mask {tuple(mask.shape)}, got {tuple(adv.shape)}"
+        )
     adv = adv.detach()
     valid = mask > 0  # (B, T)
     log_ratio = torch.where(valid, logp - old_logp, 0.0)  # (B, T) 0 on padding: no overflow, no NaN
@@ -175,9 +191,11 @@ class LossNorm:
     n_seqs: float
     max_len: int | None = None
 
-    def __add__(self, other: "LossNorm") -> "LossNorm":
+    def __add__(self, other: LossNorm) -> LossNorm:
         if self.max_len != other.max_len:
-            raise ValueError(f"LossNorm: cannot add norms with max_len {self.max_len} and {other.max_len}")
+            raise ValueError(
+                f"LossNorm: cannot add norms with max_len {self.max_len} and {other.max_len}"
+            )
         return LossNorm(self.n_tokens + other.n_tokens, self.n_seqs + other.n_seqs, self.max_len)
 
 
@@ -190,7 +208,9 @@ def loss_norm(mask_full: Tensor, max_len: int | None = None) -> LossNorm:
             raise ValueError(f"loss_norm: max_len must be >= 1, got {max_len}")
         if lengths.numel() and lengths.max().item() > max_len:
             row = int(lengths.argmax())
-            raise ValueError(f"loss_norm: row {row} has {int(lengths[row])} valid tokens, more than max_len={max_len}")
+            raise ValueError(
+                f"loss_norm: row {row} has {int(lengths[row])} valid tokens, more than max_len={max_len}"
+            )
     return LossNorm(float(lengths.sum().item()), float((lengths > 0).sum().item()), max_len)
 
 
@@ -205,7 +225,9 @@ def _w_seq_mean_token_mean(mask: Tensor, norm: LossNorm) -> Tensor:
 
 def _w_seq_mean_token_sum_norm(mask: Tensor, norm: LossNorm) -> Tensor:
     if norm.max_len is None:
-        raise ValueError("seq_mean_token_sum_norm needs LossNorm.max_len (the max completion length L)")
+        raise ValueError(
+            "seq_mean_token_sum_norm needs LossNorm.max_len (the max completion length L)"
+        )
     return mask / (max(norm.n_seqs, 1.0) * norm.max_len)  # (B, T)
 
 
@@ -231,7 +253,9 @@ class Aggregation:
 AGGREGATIONS: dict[str, Aggregation] = {
     "token_mean": Aggregation("token_mean", _w_token_mean),  # DAPO
     "seq_mean_token_mean": Aggregation("seq_mean_token_mean", _w_seq_mean_token_mean),  # GRPO
-    "seq_mean_token_sum_norm": Aggregation("seq_mean_token_sum_norm", _w_seq_mean_token_sum_norm),  # Dr. GRPO
+    "seq_mean_token_sum_norm": Aggregation(
+        "seq_mean_token_sum_norm", _w_seq_mean_token_sum_norm
+    ),  # Dr. GRPO
 }
 
 
@@ -288,13 +312,22 @@ def total_loss(
     if entropy_coef != 0.0 and entropy is None:
         raise ValueError(f"total_loss: entropy_coef={entropy_coef} needs entropy")
     pg_tok, ts = policy_loss(
-        logp, old_logp, adv, mask, clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, ratio_level=ratio_level
+        logp,
+        old_logp,
+        adv,
+        mask,
+        clip_low=clip_low,
+        clip_high=clip_high,
+        dual_clip=dual_clip,
+        ratio_level=ratio_level,
     )
     loss = agg.aggregate(pg_tok, mask, norm)
     stats: dict[str, Tensor] = {"loss/policy": loss}
     if ref_logp is not None:
         valid = mask > 0  # (B, T) padding compares 0 with 0: no overflow, no NaN gradient
-        kl_tok = kl_penalty(torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0), kl_kind)  # (B, T)
+        kl_tok = kl_penalty(
+            torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0), kl_kind
+        )  # (B, T)
         kl = agg.aggregate(kl_tok, mask, norm)
         if kl_coef != 0.0:
             loss = loss + kl_coef * kl
@@ -318,12 +351,18 @@ def total_loss(
     return loss, to_floats(stats)
 
 
-def truncation_mask(finish_reasons: Sequence[str], mask: Tensor, mask_truncated: bool = True) -> Tensor:
+def truncation_mask(
+    finish_reasons: Sequence[str], mask: Tensor, mask_truncated: bool = True
+) -> Tensor:
     """Zero the rows of mask (B,T) whose finish reason is "length" (if mask_truncated)."""
     check_bt("truncation_mask", mask)
     if len(finish_reasons) != mask.shape[0]:
-        raise ValueError(f"truncation_mask: {len(finish_reasons)} finish reasons for {mask.shape[0]} rows")
+        raise ValueError(
+            f"truncation_mask: {len(finish_reasons)} finish reasons for {mask.shape[0]} rows"
+        )
     if not mask_truncated:
         return mask
-    keep = torch.tensor([fr != "length" for fr in finish_reasons], dtype=mask.dtype, device=mask.device)  # (B,)
+    keep = torch.tensor(
+        [fr != "length" for fr in finish_reasons], dtype=mask.dtype, device=mask.device
+    )  # (B,)
     return mask * keep[:, None]  # (B, T)

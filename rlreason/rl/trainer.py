@@ -18,19 +18,20 @@ sampled, up to `algo.max_refill_rounds` extra rounds; if fewer groups than `prom
 survive, the step trains on those (stated departure: DAPO keeps sampling until the batch is full).
 Rollout and reward metrics describe the first round, i.e. the current policy without selection.
 """
+
 from __future__ import annotations
 
 import random
 import resource
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlreason.sampling.engine import generate
 from rlreason.eval.runner import Scorer, evaluate_policy
 from rlreason.optim import build_adamw, lr_at, set_lr
 from rlreason.rl.advantages import gae, get_estimator, group_stats, place_outcome_rewards
@@ -39,13 +40,14 @@ from rlreason.rl.batch import RolloutBatch, concat
 from rlreason.rl.diagnostics import rollout_diagnostics
 from rlreason.rl.losses import truncation_mask
 from rlreason.rl.update import Updater
+from rlreason.sampling.engine import generate
 
 PHASES = ("gen", "reward", "ref", "train", "eval", "other")
 
 
 @dataclass
 class Trainer:
-    cfg: Any                                   # rlreason.config.Config (or a DictConfig of it)
+    cfg: Any  # rlreason.config.Config (or a DictConfig of it)
     model: torch.nn.Module
     tokenizer: Any
     train_tasks: Sequence
@@ -55,7 +57,7 @@ class Trainer:
     stop_strings: Sequence[str]
     run_dir: Path
     logger: Any
-    reference: torch.nn.Module | None = None   # frozen copy when training all weights (KL)
+    reference: torch.nn.Module | None = None  # frozen copy when training all weights (KL)
     value_head: torch.nn.Module | None = None  # PPO (gae) only
     step: int = 0
     data_pos: int = 0
@@ -67,14 +69,21 @@ class Trainer:
         c = self.cfg
         params = torch.nn.ModuleList([self.model] + ([self.value_head] if self.value_head else []))
         self.optimizer = build_adamw(params, c.optim.lr, c.optim.weight_decay, tuple(c.optim.betas))
-        self.updater = Updater(self.model, self.optimizer, c.algo, c.optim, pad_id=self.tokenizer.pad_id,
-                               max_new_tokens=c.sampling.max_new_tokens,
-                               temperature=c.sampling.temperature, reference=self.reference,
-                               value_head=self.value_head)
+        self.updater = Updater(
+            self.model,
+            self.optimizer,
+            c.algo,
+            c.optim,
+            pad_id=self.tokenizer.pad_id,
+            max_new_tokens=c.sampling.max_new_tokens,
+            temperature=c.sampling.temperature,
+            reference=self.reference,
+            value_head=self.value_head,
+        )
         self.estimator = get_estimator(c.algo.advantage)
         self.stop_ids = [self.tokenizer.encode(s) for s in self.stop_strings]
         self.alarm = CollapseAlarm()
-        self._order: tuple[int, list[int]] = (-1, [])     # (epoch, its permutation of train tasks)
+        self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation of train tasks)
         self.run_dir = Path(self.run_dir)
 
     # ------------------------------------------------------------------ data
@@ -96,27 +105,49 @@ class Trainer:
         c, G = self.cfg, self.cfg.algo.group_size
         t0 = time.perf_counter()
         prompts = [self.tokenizer.encode(self.render(t)) for t in tasks]
-        r = generate(self.model, prompts, n=G, max_new_tokens=c.sampling.max_new_tokens,
-                     temperature=c.sampling.temperature, top_k=c.sampling.top_k, top_p=c.sampling.top_p,
-                     stop_ids=self.stop_ids, eos_id=self.tokenizer.eos_id, seed=seed,
-                     tokenizer=self.tokenizer)
+        r = generate(
+            self.model,
+            prompts,
+            n=G,
+            max_new_tokens=c.sampling.max_new_tokens,
+            temperature=c.sampling.temperature,
+            top_k=c.sampling.top_k,
+            top_p=c.sampling.top_p,
+            stop_ids=self.stop_ids,
+            eos_id=self.tokenizer.eos_id,
+            seed=seed,
+            tokenizer=self.tokenizer,
+        )
         t1 = time.perf_counter()
         group_tasks = [t for t in tasks for _ in range(G)]
         v = self.scorer(r.texts, group_tasks)
         self.seconds["gen"] += t1 - t0
         self.seconds["reward"] += time.perf_counter() - t1
         mask = truncation_mask(r.finish_reasons, r.mask, c.algo.mask_truncated)
-        batch = RolloutBatch(r.prompt_ids, r.tokens, mask, r.logprobs,
-                             torch.tensor(v.output.total, dtype=torch.float32), r.finish_reasons,
-                             r.texts, group_tasks, dict(v.output.components))
+        batch = RolloutBatch(
+            r.prompt_ids,
+            r.tokens,
+            mask,
+            r.logprobs,
+            torch.tensor(v.output.total, dtype=torch.float32),
+            r.finish_reasons,
+            r.texts,
+            group_tasks,
+            dict(v.output.components),
+        )
         lengths = [len(x) for x in r.completion_ids]
         n = len(lengths)
         metrics = {
-            "rollout/length_mean": sum(lengths) / n, "rollout/length_min": float(min(lengths)),
+            "rollout/length_mean": sum(lengths) / n,
+            "rollout/length_min": float(min(lengths)),
             "rollout/length_max": float(max(lengths)),
             "rollout/truncation_rate": r.finish_reasons.count("length") / n,
-            **{f"rollout/finish_{k}": r.finish_reasons.count(k) / n for k in ("stop", "eos", "length")},
-            **v.output.metrics(), "accuracy": sum(v.correct) / n,
+            **{
+                f"rollout/finish_{k}": r.finish_reasons.count(k) / n
+                for k in ("stop", "eos", "length")
+            },
+            **v.output.metrics(),
+            "accuracy": sum(v.correct) / n,
             **rollout_diagnostics(r.texts, v.correct, lengths),
             "perf/tokens_per_s": sum(lengths) / max(t1 - t0, 1e-9),
         }
@@ -128,7 +159,7 @@ class Trainer:
         kept, metrics, n_groups = [], {}, 0
         for rnd in range(rounds):
             batch, m = self.rollout(self.next_tasks(P), seed=self._seed(step, rnd))
-            if a.group_size < 2:                    # PPO without groups: nothing to compare
+            if a.group_size < 2:  # PPO without groups: nothing to compare
                 return batch, m
             stats = group_stats(batch.rewards, a.group_size)
             if rnd == 0:
@@ -148,31 +179,43 @@ class Trainer:
         return batch.rows(range(min(n_groups, P) * a.group_size)), metrics
 
     def _seed(self, step: int, salt: int = 0) -> int:
-        return (self.cfg.seed * 1_000_003 + step * 7919 + salt) % (2 ** 31)
+        return (self.cfg.seed * 1_000_003 + step * 7919 + salt) % (2**31)
 
     def train_step(self, step: int) -> dict[str, float]:
         c, t_step, before = self.cfg, time.perf_counter(), dict(self.seconds)
-        batch, metrics = self.collect(step)                                   # rollouts + rewards
+        batch, metrics = self.collect(step)  # rollouts + rewards
         self.last_batch = batch
-        lr = lr_at(step - 1, warmup_steps=c.optim.warmup_steps, total_steps=c.train.steps,
-                   initial_lr=c.optim.initial_lr, peak_lr=c.optim.lr, min_lr=c.optim.min_lr)
+        lr = lr_at(
+            step - 1,
+            warmup_steps=c.optim.warmup_steps,
+            total_steps=c.train.steps,
+            initial_lr=c.optim.initial_lr,
+            peak_lr=c.optim.lr,
+            min_lr=c.optim.min_lr,
+        )
         set_lr(self.optimizer, lr)
         metrics["lr"] = lr
-        if batch is None:                                                     # nothing to learn from
+        if batch is None:  # nothing to learn from
             metrics["train/skipped_updates"] = 1.0
             return metrics
         if not self.estimator.needs_value:
-            batch.adv = self.estimator(batch.rewards, c.algo.group_size)      # (B,)
+            batch.adv = self.estimator(batch.rewards, c.algo.group_size)  # (B,)
         t0 = time.perf_counter()
-        prep = self.updater.prepare(batch)                                    # old / ref log-probs
+        prep = self.updater.prepare(batch)  # old / ref log-probs
         self.seconds["ref"] += time.perf_counter() - t0
         if self.estimator.needs_value:
             token_rewards = place_outcome_rewards(batch.rewards, batch.mask)  # (B, T)
-            batch.adv, batch.returns = gae(token_rewards, prep.old_values, batch.mask,
-                                           c.algo.gamma, c.algo.lam)
+            batch.adv, batch.returns = gae(
+                token_rewards, prep.old_values, batch.mask, c.algo.gamma, c.algo.lam
+            )
         adv_valid = batch.adv[batch.mask > 0] if batch.adv.dim() == 2 else batch.adv
-        metrics.update({"adv/mean": float(adv_valid.mean()), "adv/std": float(adv_valid.std()) if
-                        adv_valid.numel() > 1 else 0.0, "adv/abs_mean": float(adv_valid.abs().mean())})
+        metrics.update(
+            {
+                "adv/mean": float(adv_valid.mean()),
+                "adv/std": float(adv_valid.std()) if adv_valid.numel() > 1 else 0.0,
+                "adv/abs_mean": float(adv_valid.abs().mean()),
+            }
+        )
         t0 = time.perf_counter()
         metrics.update(prep.metrics)
         metrics.update(self.updater.update(batch, prep, step, self._seed(step, 99)))
@@ -189,36 +232,61 @@ class Trainer:
     def _check_finite(self, metrics: dict[str, float]) -> None:
         if metrics.get("train/skipped_updates", 0.0) > 0:
             self.bad_streak += 1
-            print(f"[rlreason] step {self.step + 1}: non-finite loss or gradient; optimizer step "
-                  f"skipped ({self.bad_streak} in a row)")
+            print(
+                f"[rlreason] step {self.step + 1}: non-finite loss or gradient; optimizer step "
+                f"skipped ({self.bad_streak} in a row)"
+            )
             if self.bad_streak >= self.cfg.train.max_bad_steps:
                 raise FloatingPointError(
                     f"{self.bad_streak} steps in a row had a non-finite loss or gradient; aborting. "
-                    "Lower optim.lr, keep optim.grad_clip on, or use model.dtype=float32.")
+                    "Lower optim.lr, keep optim.grad_clip on, or use model.dtype=float32."
+                )
         else:
             self.bad_streak = 0
 
     # ------------------------------------------------------------------ eval / save / resume
     def evaluate(self) -> dict[str, float]:
         c, t0 = self.cfg, time.perf_counter()
-        tasks = list(self.eval_tasks)[:c.eval.n_problems]
+        tasks = list(self.eval_tasks)[: c.eval.n_problems]
         metrics = evaluate_policy(
-            self.model, self.tokenizer, tasks, self.render, self.scorer, samples=c.eval.samples,
-            temperature=c.sampling.temperature, top_k=c.sampling.top_k, top_p=c.sampling.top_p,
+            self.model,
+            self.tokenizer,
+            tasks,
+            self.render,
+            self.scorer,
+            samples=c.eval.samples,
+            temperature=c.sampling.temperature,
+            top_k=c.sampling.top_k,
+            top_p=c.sampling.top_p,
             max_new_tokens=c.eval.max_new_tokens or c.sampling.max_new_tokens,
-            stop_ids=self.stop_ids, seed=c.eval.seed)
+            stop_ids=self.stop_ids,
+            seed=c.eval.seed,
+        )
         self.seconds["eval"] += time.perf_counter() - t0
         return metrics
 
     def save(self) -> Path:
-        return save_checkpoint(self.run_dir, self.step, model=self.model, optimizer=self.optimizer,
-                               value_head=self.value_head,
-                               state={"data_pos": self.data_pos, "bad_streak": self.bad_streak,
-                                      "run_id": self.logger.run_id, "seconds": self.seconds})
+        return save_checkpoint(
+            self.run_dir,
+            self.step,
+            model=self.model,
+            optimizer=self.optimizer,
+            value_head=self.value_head,
+            state={
+                "data_pos": self.data_pos,
+                "bad_streak": self.bad_streak,
+                "run_id": self.logger.run_id,
+                "seconds": self.seconds,
+            },
+        )
 
     def resume(self, run_dir: str | Path) -> None:
-        state = load_checkpoint(latest_checkpoint(run_dir), model=self.model, optimizer=self.optimizer,
-                                value_head=self.value_head)
+        state = load_checkpoint(
+            latest_checkpoint(run_dir),
+            model=self.model,
+            optimizer=self.optimizer,
+            value_head=self.value_head,
+        )
         self.step, self.data_pos = state["step"], state["data_pos"]
         self.bad_streak = state.get("bad_streak", 0)
         self.seconds.update(state.get("seconds", {}))
@@ -244,10 +312,14 @@ class Trainer:
                 if c.log.samples_every and self.step % c.log.samples_every == 0:
                     self.log_sample_table(self.last_batch)
                 bar.update(1)
-                bar.set_postfix(reward=f"{metrics.get('reward/total/mean', float('nan')):.3f}",
-                                acc=f"{metrics.get('accuracy', float('nan')):.2f}",
-                                tok_s=f"{metrics.get('perf/tokens_per_s', 0):.0f}")
-                due_eval = c.eval.every and self.step % c.eval.every == 0 and self.step < c.train.steps
+                bar.set_postfix(
+                    reward=f"{metrics.get('reward/total/mean', float('nan')):.3f}",
+                    acc=f"{metrics.get('accuracy', float('nan')):.2f}",
+                    tok_s=f"{metrics.get('perf/tokens_per_s', 0):.0f}",
+                )
+                due_eval = (
+                    c.eval.every and self.step % c.eval.every == 0 and self.step < c.train.steps
+                )
                 if due_eval and c.eval.n_problems > 0:
                     self.logger.log(self.evaluate(), step=self.step)
                 if c.train.save_every and self.step % c.train.save_every == 0 and self.step < last:
@@ -261,21 +333,31 @@ class Trainer:
         if self.step >= c.train.steps and c.eval.n_problems > 0:
             history["after"] = self.evaluate()
             self.logger.log(history["after"], step=self.step)
-        return {"interrupted": False, "step": self.step, "seconds": dict(self.seconds),
-                "alarms": self.alarm.fired, **history}
+        return {
+            "interrupted": False,
+            "step": self.step,
+            "seconds": dict(self.seconds),
+            "alarms": self.alarm.fired,
+            **history,
+        }
 
     def log_sample_table(self, batch: RolloutBatch | None, k: int = 8) -> None:
         if batch is None:
             return
         names = sorted(batch.components)
-        rows = [[self.render(batch.tasks[i]), batch.texts[i], float(batch.rewards[i])]
-                + [batch.components[n][i] for n in names] for i in range(min(k, len(batch)))]
-        self.logger.log_table("samples", ["prompt", "completion", "reward"] + names, rows, self.step)
+        rows = [
+            [self.render(batch.tasks[i]), batch.texts[i], float(batch.rewards[i])]
+            + [batch.components[n][i] for n in names]
+            for i in range(min(k, len(batch)))
+        ]
+        self.logger.log_table(
+            "samples", ["prompt", "completion", "reward"] + names, rows, self.step
+        )
 
 
 def _peak_memory_mb() -> float:
     if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -294,4 +376,5 @@ def _progress(enabled: bool, start: int, total: int):
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
+
     return tqdm(total=total, initial=start, desc="rl", dynamic_ncols=True, leave=True)

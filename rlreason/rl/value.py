@@ -18,7 +18,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rlreason.rl.losses import Aggregation, LossNorm, check_bt, get_aggregation, to_floats, token_mean_share
+from rlreason.rl.losses import (
+    Aggregation,
+    LossNorm,
+    check_bt,
+    get_aggregation,
+    to_floats,
+    token_mean_share,
+)
 
 
 class ValueHead(nn.Module):
@@ -34,12 +41,16 @@ class ValueHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         if hidden.dim() != 3 or hidden.shape[-1] != self.proj.in_features:
-            raise ValueError(f"ValueHead: expected hidden (B, T, {self.proj.in_features}), got {tuple(hidden.shape)}")
+            raise ValueError(
+                f"ValueHead: expected hidden (B, T, {self.proj.in_features}), got {tuple(hidden.shape)}"
+            )
         v = self.proj(hidden.to(self.proj.weight.dtype)).squeeze(-1)  # (B, T)
         return v.to(torch.promote_types(v.dtype, torch.float32))  # bf16/fp16 -> fp32, fp64 stays
 
 
-def value_loss_tok(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float | None = 0.2) -> tuple[Tensor, Tensor]:
+def value_loss_tok(
+    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float | None = 0.2
+) -> tuple[Tensor, Tensor]:
     """Per-token clipped value loss (B,T) and the (B,T) indicator of tokens where the clip bound."""
     check_bt("value_loss", mask, values=values, old_values=old_values, returns=returns)
     if clip is not None and clip <= 0:

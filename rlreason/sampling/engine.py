@@ -34,12 +34,13 @@ Finish reasons are `eos`, `stop` or `length`.
 The engine knows nothing about text beyond calling `tokenizer.decode` when a tokenizer is given.
 Not here: beam search (beam.py), scoring of the rollouts (rewards), training log-probs (rl/logprobs.py).
 """
+
 from __future__ import annotations
 
 import contextlib
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -49,14 +50,14 @@ from rlreason.model.packed import packed_linears
 
 @dataclass
 class Rollouts:
-    prompt_ids: list[list[int]]        # per sample (B = P*n), unpadded
-    completion_ids: list[list[int]]    # per sample, unpadded, stop/eos tokens included
-    tokens: torch.Tensor               # (B, T) completion ids, padded with pad_id
-    mask: torch.Tensor                 # (B, T) float, 1 where a token was sampled
-    logprobs: torch.Tensor             # (B, T) float32 sampler log-probs, 0 where mask == 0
-    finish_reasons: list[str]          # per sample: "eos" | "stop" | "length"
-    texts: list[str] | None            # per sample, decoded completions (tokenizer given)
-    n: int                             # group size
+    prompt_ids: list[list[int]]  # per sample (B = P*n), unpadded
+    completion_ids: list[list[int]]  # per sample, unpadded, stop/eos tokens included
+    tokens: torch.Tensor  # (B, T) completion ids, padded with pad_id
+    mask: torch.Tensor  # (B, T) float, 1 where a token was sampled
+    logprobs: torch.Tensor  # (B, T) float32 sampler log-probs, 0 where mask == 0
+    finish_reasons: list[str]  # per sample: "eos" | "stop" | "length"
+    texts: list[str] | None  # per sample, decoded completions (tokenizer given)
+    n: int  # group size
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -66,7 +67,9 @@ def _validate(prompt_ids, n: int, max_new_tokens: int, temperature: float, top_k
     if not prompt_ids or not all(len(p) > 0 for p in prompt_ids):
         raise ValueError("generate: prompt_ids must be a non-empty list of non-empty id lists")
     if n < 1 or max_new_tokens < 1:
-        raise ValueError(f"generate: need n >= 1 and max_new_tokens >= 1 (got {n}, {max_new_tokens})")
+        raise ValueError(
+            f"generate: need n >= 1 and max_new_tokens >= 1 (got {n}, {max_new_tokens})"
+        )
     if temperature < 0:
         raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
@@ -80,12 +83,16 @@ def _check_ids(prompt_ids, vocab: int | None) -> None:
     for i, p in enumerate(prompt_ids):
         for t in p:
             try:
-                ok = 0 <= operator.index(t) < (vocab if vocab is not None else operator.index(t) + 1)
+                ok = (
+                    0 <= operator.index(t) < (vocab if vocab is not None else operator.index(t) + 1)
+                )
             except TypeError:
                 ok = False
             if not ok:
-                raise ValueError(f"generate: prompt {i} holds token id {t!r}, outside the model's "
-                                 f"vocabulary [0, {vocab})")
+                raise ValueError(
+                    f"generate: prompt {i} holds token id {t!r}, outside the model's "
+                    f"vocabulary [0, {vocab})"
+                )
 
 
 def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device):
@@ -93,7 +100,7 @@ def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device):
     L = max(len(p) for p in prompt_ids)
     ids = torch.full((len(prompt_ids), L), pad_id, dtype=torch.long)
     for i, p in enumerate(prompt_ids):
-        ids[i, L - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
+        ids[i, L - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
     valid = torch.arange(L)[None, :] >= (L - torch.tensor([len(p) for p in prompt_ids]))[:, None]
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
     return ids.to(device), valid.to(device), positions.to(device)
@@ -102,26 +109,26 @@ def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device):
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Set logits outside the top-k / nucleus top-p set to -inf. logits (B, V) float32."""
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]           # (B, 1)
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
-        before = probs.cumsum(-1) - probs                                 # mass before each token
-        drop_sorted = before >= top_p                                     # keeps >= 1 token
+        before = probs.cumsum(-1) - probs  # mass before each token
+        drop_sorted = before >= top_p  # keeps >= 1 token
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 
 
-_BLOCK = 256     # tokens per block of the two-level inverse CDF
+_BLOCK = 256  # tokens per block of the two-level inverse CDF
 
 
 def _first_above(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
     """First index whose cumulative mass exceeds target (B, 1), never one with zero `mass`."""
-    idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)   # (B, 1)
+    idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
     empty = mass.gather(-1, idx) <= 0
-    if bool(empty.any()):            # rounding put the target on a zero-mass tail: last with mass
+    if bool(empty.any()):  # rounding put the target on a zero-mass tail: last with mass
         last = mass.shape[-1] - 1 - (mass.flip(-1) > 0).long().argmax(-1, keepdim=True)
         idx = torch.where(empty, last, idx)
     return idx
@@ -146,25 +153,26 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """
     B, V = probs.shape
     full = V // _BLOCK * _BLOCK
-    mass = probs[:, :full].unflatten(-1, (-1, _BLOCK)).sum(-1)                       # (B, nb)
+    mass = probs[:, :full].unflatten(-1, (-1, _BLOCK)).sum(-1)  # (B, nb)
     if full < V:
         mass = torch.cat([mass, probs[:, full:].sum(-1, keepdim=True)], -1)
-    mass = mass.to(torch.float64)                                          # (B, nb')
+    mass = mass.to(torch.float64)  # (B, nb')
     cdf = mass.cumsum(-1)
-    total = cdf[:, -1:]                                                    # (B, 1)
+    total = cdf[:, -1:]  # (B, 1)
     if not bool((torch.isfinite(total) & (total > 0)).all()):
-        raise FloatingPointError("generate: the model produced non-finite logits (NaN/inf "
-                                 "weights or activations?)")
-    target = u.to(torch.float64) * total                                   # (B, 1)
-    block = _first_above(cdf, target, mass)                                     # (B, 1)
-    block_mass = mass.gather(-1, block)                                    # (B, 1)
-    start = cdf.gather(-1, block) - block_mass                             # mass before the block
-    frac = ((target - start) / block_mass).clamp_(0, 1)                    # where in the block
-    cols = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)    # (B, 256)
+        raise FloatingPointError(
+            "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
+        )
+    target = u.to(torch.float64) * total  # (B, 1)
+    block = _first_above(cdf, target, mass)  # (B, 1)
+    block_mass = mass.gather(-1, block)  # (B, 1)
+    start = cdf.gather(-1, block) - block_mass  # mass before the block
+    frac = ((target - start) / block_mass).clamp_(0, 1)  # where in the block
+    cols = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)  # (B, 256)
     inside = probs.gather(-1, cols.clamp(max=V - 1)).to(torch.float64)
-    inside = inside.masked_fill(cols >= V, 0.0)                           # past the vocabulary
-    inner = inside.cumsum(-1)                                             # (B, 256)
-    pick = _first_above(inner, frac * inner[:, -1:], inside)                   # (B, 1)
+    inside = inside.masked_fill(cols >= V, 0.0)  # past the vocabulary
+    inner = inside.cumsum(-1)  # (B, 256)
+    pick = _first_above(inner, frac * inner[:, -1:], inside)  # (B, 1)
     return (block * _BLOCK + pick)[:, 0]
 
 
@@ -180,12 +188,12 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, u: torch
     if temperature == 0:
         tok = logits.argmax(-1)
         return tok, logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
-    scaled = logits if temperature == 1 else logits / temperature         # (B, V)
-    lse = scaled.logsumexp(-1)                                            # (B,)
+    scaled = logits if temperature == 1 else logits / temperature  # (B, V)
+    lse = scaled.logsumexp(-1)  # (B,)
     cand, cand_idx = scaled, None
     if top_k is not None and top_k < scaled.shape[-1]:
-        cand, cand_idx = torch.topk(scaled, top_k, dim=-1)                # (B, k) descending
-    choice = draw(torch.softmax(filter_logits(cand, None, top_p), -1), u)   # (B,)
+        cand, cand_idx = torch.topk(scaled, top_k, dim=-1)  # (B, k) descending
+    choice = draw(torch.softmax(filter_logits(cand, None, top_p), -1), u)  # (B,)
     tok = choice if cand_idx is None else cand_idx.gather(-1, choice[:, None])[:, 0]
     return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse
 
@@ -211,16 +219,30 @@ class _StopMatcher:
         for s in self.seqs:
             m = s.numel()
             if t + 1 >= m:
-                hit |= (out[:, t + 1 - m:t + 1] == s).all(-1)
+                hit |= (out[:, t + 1 - m : t + 1] == s).all(-1)
         return hit
 
 
 @torch.no_grad()
-def generate(model, prompt_ids, *, n: int, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, stop_ids=None,
-             eos_id: int | None = None, seed: int | None = None, tokenizer=None,
-             pad_id: int | None = None, share_prefix: bool = True, use_cache: bool = True,
-             compact: bool = True, pack_weights: bool = True) -> Rollouts:
+def generate(
+    model,
+    prompt_ids,
+    *,
+    n: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    stop_ids=None,
+    eos_id: int | None = None,
+    seed: int | None = None,
+    tokenizer=None,
+    pad_id: int | None = None,
+    share_prefix: bool = True,
+    use_cache: bool = True,
+    compact: bool = True,
+    pack_weights: bool = True,
+) -> Rollouts:
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
     _check_ids(prompt_ids, getattr(model.config, "vocab_size", None))
@@ -231,12 +253,29 @@ def generate(model, prompt_ids, *, n: int, max_new_tokens: int, temperature: flo
     longest = max(len(p) for p in prompt_ids)
     limit = model.config.max_seq_len
     if longest + max_new_tokens > limit:
-        raise ValueError(f"generate: longest prompt ({longest}) + max_new_tokens ({max_new_tokens}) "
-                         f"exceeds the model's max_seq_len ({limit})")
+        raise ValueError(
+            f"generate: longest prompt ({longest}) + max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's max_seq_len ({limit})"
+        )
     with inference(model, pack_weights, rows_hint=len(prompt_ids) * n):
-        return _generate(model, prompt_ids, n, max_new_tokens, temperature, top_k, top_p,
-                         stop_ids, eos_id, seed, tokenizer, pad_id, share_prefix, use_cache,
-                         compact, device)
+        return _generate(
+            model,
+            prompt_ids,
+            n,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            stop_ids,
+            eos_id,
+            seed,
+            tokenizer,
+            pad_id,
+            share_prefix,
+            use_cache,
+            compact,
+            device,
+        )
 
 
 @contextlib.contextmanager
@@ -252,65 +291,89 @@ def inference(model, pack_weights: bool, rows_hint: int):
             model.train()
 
 
-def _generate(model, prompt_ids, n, max_new_tokens, temperature, top_k, top_p, stop_ids, eos_id,
-              seed, tokenizer, pad_id, share_prefix, use_cache, compact, device) -> Rollouts:
+def _generate(
+    model,
+    prompt_ids,
+    n,
+    max_new_tokens,
+    temperature,
+    top_k,
+    top_p,
+    stop_ids,
+    eos_id,
+    seed,
+    tokenizer,
+    pad_id,
+    share_prefix,
+    use_cache,
+    compact,
+    device,
+) -> Rollouts:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed if seed is not None else torch.seed())
-    runner = _Decoder(model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache,
-                      compact, device)
+    runner = _Decoder(
+        model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
+    )
     stop = _StopMatcher(stop_ids, device)
     B = len(prompt_ids) * n
     out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
     lengths = torch.zeros(B, dtype=torch.long, device=device)
-    finish = torch.zeros(B, dtype=torch.long, device=device)          # 0 running, 1 eos, 2 stop
+    finish = torch.zeros(B, dtype=torch.long, device=device)  # 0 running, 1 eos, 2 stop
     for t in range(max_new_tokens):
-        rows = runner.rows                                              # (b,) original row ids
-        u = torch.rand(B, 1, generator=gen, device=device)[rows]        # (b, 1) one per row
+        rows = runner.rows  # (b,) original row ids
+        u = torch.rand(B, 1, generator=gen, device=device)[rows]  # (b, 1) one per row
         tok, lp = sample_next(runner.logits, temperature, top_k, top_p, u)
-        alive = finish[rows] == 0                                       # (b,) still running
+        alive = finish[rows] == 0  # (b,) still running
         live, tok_live = rows[alive], tok[alive]
         out[live, t], logps[live, t] = tok_live, lp[alive]
         lengths[live] = t + 1
-        is_eos = (tok_live == eos_id) if eos_id is not None else torch.zeros_like(tok_live, dtype=torch.bool)
+        is_eos = (
+            (tok_live == eos_id)
+            if eos_id is not None
+            else torch.zeros_like(tok_live, dtype=torch.bool)
+        )
         is_stop = stop.hits(out[live], t) & ~is_eos
         finish[live] = torch.where(is_eos, 1, torch.where(is_stop, 2, 0))
-        running = finish[rows] == 0                                     # (b,)
+        running = finish[rows] == 0  # (b,)
         if t == max_new_tokens - 1 or not bool(running.any()):
             break
         runner.step(tok.masked_fill(~running, pad_id), running)
-    return _package(prompt_ids, n, out[:, :int(lengths.max())], logps, lengths, finish, pad_id,
-                    tokenizer)
+    return _package(
+        prompt_ids, n, out[:, : int(lengths.max())], logps, lengths, finish, pad_id, tokenizer
+    )
 
 
 class _Decoder:
     """Holds the cache, key mask and positions of the rows still running."""
 
-    def __init__(self, model, prompt_ids, n, max_new, pad_id, share_prefix, use_cache, compact,
-                 device):
+    def __init__(
+        self, model, prompt_ids, n, max_new, pad_id, share_prefix, use_cache, compact, device
+    ):
         self.model, self.use_cache, self.compact = model, use_cache, compact
-        share_prefix = share_prefix and n > 1       # n == 1: nothing to share, skip the copy
-        ids, valid, pos = left_pad(prompt_ids, pad_id, device)          # (P, L)
+        share_prefix = share_prefix and n > 1  # n == 1: nothing to share, skip the copy
+        ids, valid, pos = left_pad(prompt_ids, pad_id, device)  # (P, L)
         P, L = ids.shape
         self.capacity = L + max_new
         if not share_prefix:
             ids, valid, pos = (x.repeat_interleave(n, 0) for x in (ids, valid, pos))
         key_mask = torch.ones(ids.shape[0], self.capacity, dtype=torch.bool, device=device)
-        key_mask[:, :L] = valid                                          # (P or B, S)
-        self.next_pos = pos[:, -1] + 1                                   # (P or B,)
+        key_mask[:, :L] = valid  # (P or B, S)
+        self.next_pos = pos[:, -1] + 1  # (P or B,)
         if use_cache:
             dtype = next(model.parameters()).dtype
-            cache = KVCache.allocate(model.config, ids.shape[0], L if share_prefix else self.capacity,
-                                     dtype, device)
+            cache = KVCache.allocate(
+                model.config, ids.shape[0], L if share_prefix else self.capacity, dtype, device
+            )
             logits = last_logits(model, ids, kv_cache=cache, positions=pos, key_mask=key_mask)
             self.cache = cache.expand(n, self.capacity) if share_prefix else cache
         else:
             self.seq, self.seq_pos = ids, pos
             logits = last_logits(model, ids, positions=pos, key_mask=key_mask)
         rep = n if share_prefix else 1
-        self.logits = logits.repeat_interleave(rep, 0)                   # (B, V)
-        self.key_mask = key_mask.repeat_interleave(rep, 0)               # (B, S)
-        self.next_pos = self.next_pos.repeat_interleave(rep, 0)          # (B,)
+        self.logits = logits.repeat_interleave(rep, 0)  # (B, V)
+        self.key_mask = key_mask.repeat_interleave(rep, 0)  # (B, S)
+        self.next_pos = self.next_pos.repeat_interleave(rep, 0)  # (B,)
         if not use_cache:
             self.seq, self.seq_pos = (x.repeat_interleave(rep, 0) for x in (self.seq, self.seq_pos))
         self.rows = torch.arange(P * n, device=device)
@@ -326,22 +389,24 @@ class _Decoder:
                 self.cache = KVCache(c.k[:, keep], c.v[:, keep], c.length)
             else:
                 self.seq, self.seq_pos = self.seq[keep], self.seq_pos[keep]
-        pos = self.next_pos[:, None]                                     # (b, 1)
+        pos = self.next_pos[:, None]  # (b, 1)
         if self.use_cache:
-            self.logits = self.model(tok[:, None], kv_cache=self.cache, positions=pos,
-                                     key_mask=self.key_mask)[:, -1]
+            self.logits = self.model(
+                tok[:, None], kv_cache=self.cache, positions=pos, key_mask=self.key_mask
+            )[:, -1]
         else:
             self.seq = torch.cat([self.seq, tok[:, None]], 1)
             self.seq_pos = torch.cat([self.seq_pos, pos], 1)
             T = self.seq.shape[1]
-            self.logits = self.model(self.seq, positions=self.seq_pos,
-                                     key_mask=self.key_mask[:, :T])[:, -1]
+            self.logits = self.model(
+                self.seq, positions=self.seq_pos, key_mask=self.key_mask[:, :T]
+            )[:, -1]
         self.next_pos = self.next_pos + 1
 
 
 def _package(prompt_ids, n, out, logps, lengths, finish, pad_id, tokenizer) -> Rollouts:
     B, T = out.shape
-    mask = (torch.arange(T, device=out.device)[None, :] < lengths[:, None]).float()   # (B, T)
+    mask = (torch.arange(T, device=out.device)[None, :] < lengths[:, None]).float()  # (B, T)
     tokens = out.masked_fill(mask == 0, pad_id)
     lengths_l = lengths.tolist()
     completion_ids = [row[:k] for row, k in zip(tokens.tolist(), lengths_l)]

@@ -7,6 +7,7 @@ back into `c_attn`. A model loaded with `load_pretrained` keeps its original con
 
 Not here: reading checkpoints (load.py), PEFT adapters (peft.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -58,31 +59,38 @@ def _state_entry(state: dict, name: str) -> torch.Tensor:
     if name in state:
         return state[name]
     module_name, _, attr = name.rpartition(".")
-    return state[f"{module_name}.base.{attr}"]          # wrapped by LoRALinear
+    return state[f"{module_name}.base.{attr}"]  # wrapped by LoRALinear
 
 
 @torch.no_grad()
 def save_merged(model: GPT, directory, tokenizer=None, max_shard_size: int = 5 * 2**30) -> Path:
     """Merged weights + config.json (+ tokenizer files) in HF layout; one shard in memory at a time."""
     from safetensors.torch import save_file
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     hf = hf_config_of(model)
     _, arch = arch_of(hf)
     plan = _shard_plan(model, arch.links(model.config), max_shard_size)
-    names = (["model.safetensors"] if len(plan) == 1 else
-             [f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors" for i in range(len(plan))])
+    names = (
+        ["model.safetensors"]
+        if len(plan) == 1
+        else [f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors" for i in range(len(plan))]
+    )
     weight_map, total = {}, 0
     for file, links in zip(names, plan):
-        tensors = {link.hf: join(link, [our_tensor(model, n) for n in link.ours]).contiguous().cpu()
-                   for link in links}
+        tensors = {
+            link.hf: join(link, [our_tensor(model, n) for n in link.ours]).contiguous().cpu()
+            for link in links
+        }
         save_file(tensors, str(out / file), metadata={"format": "pt"})
         weight_map.update({k: file for k in tensors})
         total += sum(t.numel() * t.element_size() for t in tensors.values())
         del tensors
     if len(plan) > 1:
-        (out / INDEX).write_text(json.dumps({"metadata": {"total_size": total},
-                                             "weight_map": weight_map}, indent=2))
+        (out / INDEX).write_text(
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+        )
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     hf.update(dtype=dtype, torch_dtype=dtype)
     (out / "config.json").write_text(json.dumps(hf, indent=2))

@@ -1,4 +1,5 @@
 """Shared pieces of Hugging Face checkpoint I/O: the error type, JSON reading, the index name."""
+
 from __future__ import annotations
 
 import json

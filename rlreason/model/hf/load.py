@@ -23,18 +23,18 @@ missing from or unknown to the architecture, an unsupported model_type or config
 Not here: the architecture tables (hf_arch.py), PEFT adapters (hf_peft.py), the tokenizer
 (hf_tokenizer.py), `.bin` (pickle) checkpoints (deliberately refused), downloads from the Hub.
 """
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from rlreason.model.gpt import GPT, GPTConfig, rope_inv_freq
-from rlreason.model.hf.arch import ARCHS, Arch, Link, arch_for_model, arch_of, hf_shape, join, split
-from rlreason.model.hf.tokenizer import HFTokenizer
+from rlreason.model.hf.arch import Arch, arch_of, hf_shape, split
 from rlreason.model.hf.files import INDEX, CheckpointError, read_json
 from rlreason.model.hf.peft import load_peft_adapter
+from rlreason.model.hf.tokenizer import HFTokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,19 +51,26 @@ def weight_files(directory: Path) -> list[Path]:
         shards = [directory / name for name in dict.fromkeys(weight_map.values())]
         missing = [s.name for s in shards if not s.is_file()]
         if missing:
-            raise CheckpointError(f"{directory}: shard(s) {missing} listed in {INDEX} are missing "
-                                  "(partial download?)")
+            raise CheckpointError(
+                f"{directory}: shard(s) {missing} listed in {INDEX} are missing (partial download?)"
+            )
         return shards
-    hint = " (pickle .bin checkpoints are not loaded; convert to safetensors)" if any(
-        directory.glob("*.bin")) else ""
+    hint = (
+        " (pickle .bin checkpoints are not loaded; convert to safetensors)"
+        if any(directory.glob("*.bin"))
+        else ""
+    )
     raise CheckpointError(f"{directory}: no model.safetensors or {INDEX}{hint}")
 
 
 def resolve_dtype(dtype, hf: dict) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    name = dtype if dtype not in (None, "auto") else (hf.get("dtype") or hf.get("torch_dtype")
-                                                       or "float32")
+    name = (
+        dtype
+        if dtype not in (None, "auto")
+        else (hf.get("dtype") or hf.get("torch_dtype") or "float32")
+    )
     if name not in DTYPES:
         raise ValueError(f"load_pretrained: dtype {name!r} not supported ({', '.join(DTYPES)})")
     return DTYPES[name]
@@ -76,7 +83,7 @@ def empty_model(cfg: GPTConfig, dtype: torch.dtype, device) -> GPT:
     model = model.to(dtype=dtype).to_empty(device=device)
     if cfg.tie_embeddings:
         model.lm_head.weight = model.tok_emb.weight
-    if cfg.flavour == "llama":                      # RoPE frequencies stay float32
+    if cfg.flavour == "llama":  # RoPE frequencies stay float32
         model.inv_freq = rope_inv_freq(cfg).to(device)
     return model
 
@@ -85,6 +92,7 @@ def empty_model(cfg: GPTConfig, dtype: torch.dtype, device) -> GPT:
 def stream_weights(model: GPT, arch: Arch, shards: list[Path], model_type: str = "") -> None:
     """Copy every tensor of every shard into the model's parameters, one tensor at a time."""
     from safetensors import safe_open
+
     cfg = model.config
     links = {link.hf: link for link in arch.links(cfg)}
     params = dict(model.named_parameters())
@@ -95,10 +103,14 @@ def stream_weights(model: GPT, arch: Arch, shards: list[Path], model_type: str =
                 name = arch.normalise(key)
                 link = links.get(name)
                 if link is None:
-                    if name.endswith(arch.ignored) or (cfg.tie_embeddings and name == "lm_head.weight"):
+                    if name.endswith(arch.ignored) or (
+                        cfg.tie_embeddings and name == "lm_head.weight"
+                    ):
                         continue
-                    raise CheckpointError(f"{shard.name}: tensor {key!r} is not part of a "
-                                          f"{model_type or 'model'} with this config.json")
+                    raise CheckpointError(
+                        f"{shard.name}: tensor {key!r} is not part of a "
+                        f"{model_type or 'model'} with this config.json"
+                    )
                 targets = [params[n] for n in link.ours]
                 shapes = [t.shape for t in targets]
                 tensor = f.get_tensor(key)
@@ -106,15 +118,17 @@ def stream_weights(model: GPT, arch: Arch, shards: list[Path], model_type: str =
                 if tuple(tensor.shape) != expected:
                     raise CheckpointError(
                         f"{shard.name}: tensor {key!r} has shape {tuple(tensor.shape)}, but "
-                        f"config.json implies {expected} (for {', '.join(link.ours)})")
+                        f"config.json implies {expected} (for {', '.join(link.ours)})"
+                    )
                 for target, part in zip(targets, split(link, tensor, shapes)):
                     target.copy_(part)
                 filled.update(link.ours)
                 del tensor
     missing = [link.hf for link in links.values() if not set(link.ours) <= filled]
     if missing:
-        raise CheckpointError(f"{shards[0].parent}: checkpoint lacks {len(missing)} tensor(s), "
-                              f"e.g. {missing[:4]}")
+        raise CheckpointError(
+            f"{shards[0].parent}: checkpoint lacks {len(missing)} tensor(s), e.g. {missing[:4]}"
+        )
 
 
 def load_pretrained(path, dtype="auto", device="cpu", adapter=None, with_tokenizer: bool = True):
@@ -122,15 +136,20 @@ def load_pretrained(path, dtype="auto", device="cpu", adapter=None, with_tokeniz
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"load_pretrained: {path} is not a directory")
-    if adapter is None and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+    if (
+        adapter is None
+        and (path / "adapter_config.json").is_file()
+        and not (path / "config.json").is_file()
+    ):
         adapter, path = path, _adapter_base(path)
     hf = read_json(path / "config.json", "a Hugging Face model directory needs config.json")
     model_type, arch = arch_of(hf, str(path / "config.json"))
     cfg = arch.to_config(hf)
     shards = weight_files(path)
     if with_tokenizer and not (path / "tokenizer.json").is_file():
-        raise CheckpointError(f"{path}/tokenizer.json is missing (pass with_tokenizer=False to "
-                              "load the weights only)")
+        raise CheckpointError(
+            f"{path}/tokenizer.json is missing (pass with_tokenizer=False to load the weights only)"
+        )
     tokenizer = HFTokenizer.load(path) if with_tokenizer else None
     model = empty_model(cfg, resolve_dtype(dtype, hf), device)
     stream_weights(model, arch, shards, model_type)
@@ -145,8 +164,11 @@ def load_pretrained(path, dtype="auto", device="cpu", adapter=None, with_tokeniz
 
 def _adapter_base(adapter_dir: Path) -> Path:
     base = read_json(adapter_dir / "adapter_config.json", "PEFT adapter config").get(
-        "base_model_name_or_path")
+        "base_model_name_or_path"
+    )
     if not base or not Path(base).is_dir():
-        raise CheckpointError(f"{adapter_dir}/adapter_config.json: base_model_name_or_path={base!r} "
-                              "is not a local directory; call load_pretrained(base, adapter=...)")
+        raise CheckpointError(
+            f"{adapter_dir}/adapter_config.json: base_model_name_or_path={base!r} "
+            "is not a local directory; call load_pretrained(base, adapter=...)"
+        )
     return Path(base)

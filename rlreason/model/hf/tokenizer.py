@@ -21,6 +21,7 @@ library), `tokenizer_config.json` (special tokens, chat template), `chat_templat
 
 Not here: training tokenizers, `{% generation %}` assistant masks, multimodal processors.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
 def _read_json(path: Path) -> dict:
@@ -59,7 +65,7 @@ def _chat_template(directory: Path, config: dict) -> str | None:
     if jinja_file.is_file():
         return jinja_file.read_text()
     template = config.get("chat_template")
-    if isinstance(template, list):          # named templates: [{"name": ..., "template": ...}]
+    if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}]
         named = {t["name"]: t["template"] for t in template}
         return named.get("default")
     return template
@@ -70,30 +76,38 @@ class HFTokenizer:
 
     def __init__(self, directory: str | Path):
         from tokenizers import Tokenizer
+
         self.directory = d = Path(directory)
         path = d / "tokenizer.json"
         if not path.is_file():
-            raise FileNotFoundError(f"HFTokenizer: {path} is missing (a Hugging Face tokenizer "
-                                    "directory needs tokenizer.json)")
+            raise FileNotFoundError(
+                f"HFTokenizer: {path} is missing (a Hugging Face tokenizer "
+                "directory needs tokenizer.json)"
+            )
         self._tok = Tokenizer.from_file(str(path))
         self.config = _read_json(d / "tokenizer_config.json")
         self.chat_template = _chat_template(d, self.config)
-        self.special_tokens = {k: _token_str(self.config.get(k)) for k in
-                               ("bos_token", "eos_token", "pad_token", "unk_token")}
-        model_eos = (_ids(_read_json(d / "generation_config.json").get("eos_token_id"))
-                     + _ids(_read_json(d / "config.json").get("eos_token_id")))
+        self.special_tokens = {
+            k: _token_str(self.config.get(k))
+            for k in ("bos_token", "eos_token", "pad_token", "unk_token")
+        }
+        model_eos = _ids(_read_json(d / "generation_config.json").get("eos_token_id")) + _ids(
+            _read_json(d / "config.json").get("eos_token_id")
+        )
         own_eos = self._optional_id("eos_token")
         self.eos_ids = list(dict.fromkeys(([own_eos] if own_eos is not None else []) + model_eos))
         if not self.eos_ids:
-            raise ValueError(f"HFTokenizer: no EOS token in {d} (tokenizer_config.json eos_token, "
-                             "generation_config.json or config.json eos_token_id)")
+            raise ValueError(
+                f"HFTokenizer: no EOS token in {d} (tokenizer_config.json eos_token, "
+                "generation_config.json or config.json eos_token_id)"
+            )
         pad = self._optional_id("pad_token")
         self._pad_id = pad if pad is not None else self.eos_ids[0]
         self._drop = {self.eos_id, self._pad_id}
         self._template = None
 
     @classmethod
-    def load(cls, directory: str | Path) -> "HFTokenizer":
+    def load(cls, directory: str | Path) -> HFTokenizer:
         return cls(directory)
 
     def _optional_id(self, key: str) -> int | None:
@@ -102,8 +116,10 @@ class HFTokenizer:
             return None
         tid = self._tok.token_to_id(token)
         if tid is None:
-            raise ValueError(f"HFTokenizer: tokenizer_config.json {key}={token!r} is not in the "
-                             "vocabulary of tokenizer.json")
+            raise ValueError(
+                f"HFTokenizer: tokenizer_config.json {key}={token!r} is not in the "
+                "vocabulary of tokenizer.json"
+            )
         return tid
 
     # ids ------------------------------------------------------------------------------------
@@ -122,11 +138,15 @@ class HFTokenizer:
     def token_id(self, token: str) -> int:
         tid = self._tok.token_to_id(token)
         if tid is None:
-            raise KeyError(f"HFTokenizer.token_id: {token!r} is not a single token of this vocabulary")
+            raise KeyError(
+                f"HFTokenizer.token_id: {token!r} is not a single token of this vocabulary"
+            )
         return tid
 
     # encode / decode ------------------------------------------------------------------------
-    def encode(self, text: str, add_special_tokens: bool = False, add_eos: bool = False) -> list[int]:
+    def encode(
+        self, text: str, add_special_tokens: bool = False, add_eos: bool = False
+    ) -> list[int]:
         ids = self._tok.encode(text, add_special_tokens=add_special_tokens).ids
         return ids + [self.eos_id] if add_eos else ids
 
@@ -135,17 +155,29 @@ class HFTokenizer:
         return self._tok.decode(kept, skip_special_tokens=skip_special)
 
     # chat template --------------------------------------------------------------------------
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True,
-                            tokenize: bool = False, **kwargs):
+    def apply_chat_template(
+        self,
+        messages: list[dict],
+        add_generation_prompt: bool = True,
+        tokenize: bool = False,
+        **kwargs,
+    ):
         """Render `messages` with the checkpoint's template; token ids when `tokenize`."""
         if self.chat_template is None:
-            raise ValueError(f"HFTokenizer: {self.directory} has no chat template "
-                             "(tokenizer_config.json chat_template or chat_template.jinja)")
+            raise ValueError(
+                f"HFTokenizer: {self.directory} has no chat template "
+                "(tokenizer_config.json chat_template or chat_template.jinja)"
+            )
         if self._template is None:
             self._template = _compile(self.chat_template)
         context = {k: v for k, v in self.special_tokens.items() if v is not None}
-        text = self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                     tools=None, documents=None, **{**context, **kwargs})
+        text = self._template.render(
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            tools=None,
+            documents=None,
+            **{**context, **kwargs},
+        )
         return self.encode(text) if tokenize else text
 
     # persistence ----------------------------------------------------------------------------
@@ -169,11 +201,13 @@ def _compile(template: str):
         raise jinja2.exceptions.TemplateError(message)
 
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
+        return json.dumps(
+            x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
