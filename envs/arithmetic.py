@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from envs.base import EnvSpec, Task, TaskSet, sample_unique_splits
+from envs.base import MATH_VOTE, EnvSpec, Task, TaskSet, sample_unique_splits
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
@@ -64,7 +64,16 @@ def build(cfg: ArithmeticConfig) -> TaskSet:
     train, eval_ = sample_unique_splits(
         lambda rng: sample_task(cfg, rng), cfg.n_train, cfg.n_eval, cfg.seed, "arithmetic"
     )
-    return TaskSet("arithmetic", train, eval_, {"math": 1.0, "format": 0.1}, cfg.template, cfg)
+    return TaskSet(
+        "arithmetic",
+        train,
+        eval_,
+        {"math": 1.0, "format": 0.1},
+        cfg.template,
+        cfg,
+        accuracy="math",
+        vote=MATH_VOTE,
+    )
 
 
 ENV = EnvSpec(config=ArithmeticConfig, build=build)

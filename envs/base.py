@@ -7,7 +7,8 @@ A `Task` is a frozen, JSON-serialisable dataclass:
   `{"stdin": "...", "stdout": "..."}` or `{"call": "f(1, 2)", "expected": "3"}`; None otherwise;
 - `meta`: free-form JSON-serialisable extras (difficulty, language, numbers, entry_point, id …).
 
-It also holds the `Env` protocol (named train/eval splits plus default rewards and template),
+It also holds the `Env` protocol (named train/eval splits, default rewards and template, and how
+answers are verified and voted),
 the `ENVS` registry with `build_env(name, **kwargs)`, and seeded split helpers that guarantee
 train and eval never share a prompt.
 
@@ -61,10 +62,15 @@ class Task:
 
 @runtime_checkable
 class Env(Protocol):
-    """What the trainer needs from an environment.
+    """What the trainer needs from an environment, and how its answers are judged.
 
-    `train` / `eval` are indexable with `len()`; `rewards` maps reward-registry names to default
-    weights; `template` names the default entry of `envs.templates.TEMPLATES`.
+    `train` / `eval` are indexable with `len()`; `template` names the default entry of
+    `envs.templates.TEMPLATES`. Declared once, by the env (`TaskSet` fields, read by
+    `rewards.scoring`): `rewards`, component name -> default weight (reward-registry names, or
+    names in `reward_fns`); `accuracy`, the component that decides correctness (None: the first
+    of `rewards`); `reward_fns`, rewards the env defines itself, name -> "module:attr"; `vote`,
+    "module:attr" paths of the answer extractor and the answer key for majority voting (None:
+    answers do not vote). Paths are strings so that envs never import rewards.
     """
 
     name: str
@@ -72,6 +78,10 @@ class Env(Protocol):
     eval: Sequence[Task]
     rewards: dict[str, float]
     template: str
+
+
+# Majority voting on math answers: extract the graded answer, key it by its canonical form.
+MATH_VOTE = ("rewards.math:extract_answer", "rewards.math:canonical_answer")
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,9 @@ class TaskSet:
     rewards: dict[str, float]
     template: str
     config: Any = None
+    accuracy: str | None = None  # the reward that decides correctness (None: the first reward)
+    vote: tuple[str, str] | None = None  # "module:attr" answer extractor and answer key
+    reward_fns: dict[str, str] = field(default_factory=dict)  # own rewards: name -> "module:attr"
 
     def __repr__(self) -> str:  # the splits are long; keep logs readable
         return (

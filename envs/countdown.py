@@ -13,8 +13,8 @@ Only the characters 0-9 + - * / ( ) and whitespace may appear (so no `0x19` or `
 of a given number); the Unicode signs − × ÷ are accepted as - * /, and one trailing
 `= <target>` is ignored.
 
-`countdown_reward` scores the expression in the last <answer>…</answer> of a completion; think
-text never counts. This module does not check the completion's format; the `format` reward does.
+`countdown_reward` scores the expression `envs.tags.final_answer` reads (the last
+<answer>…</answer> after the reasoning; think text never counts). This module does not check the completion's format; the `format` reward does.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from envs.base import EnvSpec, Task, TaskSet, sample_unique_splits
+from envs.tags import final_answer
 
 MAX_EXPRESSION_CHARS = 256
 MAX_NODES = 64
@@ -167,7 +168,17 @@ def build(cfg: CountdownConfig) -> TaskSet:
     train, eval_ = sample_unique_splits(
         lambda rng: sample_task(cfg, rng), cfg.n_train, cfg.n_eval, cfg.seed, "countdown"
     )
-    return TaskSet("countdown", train, eval_, {"countdown": 1.0, "format": 0.1}, cfg.template, cfg)
+    return TaskSet(
+        "countdown",
+        train,
+        eval_,
+        {"countdown": 1.0, "format": 0.1},
+        cfg.template,
+        cfg,
+        accuracy="countdown",
+        vote=("envs.tags:final_answer", "envs.countdown:answer_key"),
+        reward_fns={"countdown": "envs.countdown:countdown_reward"},
+    )
 
 
 ENV = EnvSpec(config=CountdownConfig, build=build)
@@ -175,26 +186,10 @@ ENV = EnvSpec(config=CountdownConfig, build=build)
 
 # --------------------------------------------------------------------------- reward
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
-
-def final_answer(completion: str) -> str | None:
-    """Text of the last <answer>…</answer> after the reasoning, or None.
-
-    Everything up to the last `</think>` is reasoning and never counts; an opened but unclosed
-    `<think>` means no answer. A trailing `<answer>` left open (the engine cut the stop string
-    `</answer>`) counts up to the end of the text.
-    """
-    head, sep, tail = completion.rpartition("</think>")
-    if not sep:
-        if "<think>" in completion:
-            return None
-        tail = completion
-    found = _ANSWER.findall(tail)
-    if found:
-        return found[-1]
-    opened = tail.rfind("<answer>")
-    return tail[opened + len("<answer>") :] if opened >= 0 else None
+def answer_key(answer: str | None) -> str | None:
+    """Voting key of a countdown answer: the expression without spaces."""
+    return answer.replace(" ", "") if answer else None
 
 
 def countdown_reward(completions: list[str], tasks: list[Task]) -> list[float]:

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.base import EnvSpec, Task, TaskSet, shuffle_split, with_ids
+from envs.base import MATH_VOTE, EnvSpec, Task, TaskSet, shuffle_split, with_ids
+from envs.tags import last_boxed
 
 
 class JsonlError(ValueError):
@@ -50,20 +51,6 @@ def gsm8k_answer(solution: str) -> str | None:
         return None
     answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
     return answer or None
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` or `\\fbox{...}` in `text`, nested braces balanced."""
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if not starts:
-        return None
-    start = starts[-1]
-    depth = 1
-    for i in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start:i].strip()
-    return None
 
 
 # --------------------------------------------------------------------------- record parsers
@@ -108,7 +95,7 @@ def parse_gsm8k(rec: dict) -> Task:
 
 def parse_hendrycks_math(rec: dict) -> Task:
     prompt, solution = _text(rec, "problem"), _text(rec, "solution")
-    answer = last_boxed(solution)
+    answer = (last_boxed(solution) or "").strip()
     if not answer:
         raise _BadRecord("'solution' has no complete \\boxed{...} answer")
     meta = _extras(rec, {"problem", "solution", "level"})
@@ -253,6 +240,8 @@ def build(cfg: JsonlConfig) -> TaskSet:
         dict(REWARDS[cfg.format]),
         cfg.template,
         cfg,
+        accuracy=next(iter(REWARDS[cfg.format])),
+        vote=None if cfg.format == "code" else MATH_VOTE,
     )
 
 

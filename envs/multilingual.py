@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from envs.base import EnvSpec, Task, TaskSet, sample_unique_splits
+from envs.base import MATH_VOTE, EnvSpec, Task, TaskSet, sample_unique_splits
 
 INSTRUCTION = {
     "en": "Think step by step in English and give the final number.",
@@ -154,6 +154,8 @@ def build(cfg: MultilingualConfig) -> TaskSet:
         {"math": 1.0, "format": 0.1, "language": 0.1},
         cfg.template,
         cfg,
+        accuracy="math",
+        vote=MATH_VOTE,
     )
 
 

@@ -9,7 +9,7 @@ A naive per-micro-batch mean is shown NOT to match, so these tests can fail.
 import pytest
 import torch
 
-from rlreason.rl.losses import AGGREGATIONS, loss_norm, total_loss
+from rlreason.rl.losses import AGGREGATIONS, LossSettings, loss_norm, total_loss
 from rlreason.rl.value import value_loss
 
 B, T, C, V = 6, 7, 5, 11
@@ -49,11 +49,10 @@ def _logp_entropy(W, x, tokens):
 
 def _loss(d, rows, norm, mode, terms, ratio_level, adv_key):
     logp, ent = _logp_entropy(d["W"], d["x"][rows], d["tokens"][rows])
-    extra = {}
+    extra, coefs = {}, {}
     if terms == "all":
-        extra = dict(
-            ref_logp=d["ref"][rows], entropy=ent, kl_coef=0.1, kl_kind="k3", entropy_coef=0.01
-        )
+        extra = dict(ref_logp=d["ref"][rows], entropy=ent)
+        coefs = dict(kl_coef=0.1, kl_kind="k3", entropy_coef=0.01)
     clip = (
         dict(clip_low=0.2, clip_high=0.28)
         if ratio_level == "token"
@@ -65,10 +64,7 @@ def _loss(d, rows, norm, mode, terms, ratio_level, adv_key):
         d[adv_key][rows],
         d["mask"][rows],
         norm,
-        aggregation=mode,
-        dual_clip=2.0,
-        ratio_level=ratio_level,
-        **clip,
+        LossSettings(aggregation=mode, dual_clip=2.0, ratio_level=ratio_level, **clip, **coefs),
         **extra,
     )
 

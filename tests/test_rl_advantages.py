@@ -1,6 +1,7 @@
 """Advantage estimators against hand-computed values and a hand-unrolled GAE loop."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,8 +15,16 @@ from rlreason.rl.advantages import (
     grpo,
     place_outcome_rewards,
     reinforce_pp,
+    reinforce_pp_baseline,
     rloo,
 )
+
+GROUP_FNS = {
+    "grpo": grpo,
+    "dr_grpo": dr_grpo,
+    "rloo": rloo,
+    "reinforce_pp_baseline": reinforce_pp_baseline,
+}
 
 # Three groups of G=4: a tie pair, a zero-spread group, a single winner.
 REWARDS = torch.tensor(
@@ -62,7 +71,7 @@ def test_reinforce_pp_centres_per_group_then_scales_by_the_batch_std():
         [0.5, 0.5, -0.5, -0.5, 0, 0, 0, 0, 2.25, -0.75, -0.75, -0.75], dtype=torch.float64
     )
     std = math.sqrt((4 * 0.25 + 2.25**2 + 3 * 0.75**2) / 11)  # unbiased, batch mean 0
-    assert torch.allclose(reinforce_pp(REWARDS, 4, eps=0.0), centred / std)
+    assert torch.allclose(reinforce_pp_baseline(REWARDS, 4, eps=0.0), centred / std)
 
 
 def test_group_size_two_gives_plus_minus_values():
@@ -74,26 +83,26 @@ def test_group_size_two_gives_plus_minus_values():
     assert torch.allclose(rloo(r, 2), torch.tensor([1.0, -1.0, 0, 0]))
 
 
-@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"])
 def test_a_zero_spread_group_gets_exact_zeros(name):
     # 0.1 * 3 / 3 != 0.1 in floats: a naive r - mean leaves a residue that eps would blow up.
     r = torch.tensor([0.1, 0.1, 0.1, 1.0, 0.0, 0.0])
-    adv = ADVANTAGES[name](r, 3)
+    adv = GROUP_FNS[name](r, 3)
     assert torch.equal(adv[:3], torch.zeros(3))
     assert (adv[3:] != 0).all()
 
 
-@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"])
 def test_an_all_flat_batch_gives_zeros_not_nan(name):
-    adv = ADVANTAGES[name](
-        torch.ones(6), 3, **({"eps": 0.0} if name in ("grpo", "reinforce_pp") else {})
+    adv = GROUP_FNS[name](
+        torch.ones(6), 3, **({"eps": 0.0} if name in ("grpo", "reinforce_pp_baseline") else {})
     )
     assert torch.equal(adv, torch.zeros(6))
 
 
-@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"])
 def test_bad_group_inputs_are_rejected_with_the_reason(name):
-    fn = ADVANTAGES[name]
+    fn = GROUP_FNS[name]
     with pytest.raises(ValueError, match="G must be"):
         fn(torch.ones(4), 1)
     with pytest.raises(ValueError, match="not a positive multiple"):
@@ -115,12 +124,26 @@ def test_group_stats_flags_zero_spread_groups():
     assert torch.allclose(st.std, torch.tensor([math.sqrt(1 / 3), 0.0, 1.5], dtype=torch.float64))
 
 
-def test_registry_marks_only_gae_as_needing_a_value_head():
-    assert set(ADVANTAGES) == {"grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"}
-    assert {n for n, e in ADVANTAGES.items() if e.needs_value} == {"gae"}
-    assert get_estimator("rloo").fn is rloo
+def test_every_registry_entry_takes_rewards_mask_values_and_algo_and_gae_places_the_reward():
+    algo = SimpleNamespace(group_size=2, gamma=1.0, lam=1.0)
+    rewards, mask = torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    values = torch.zeros(2, 3)
+    for name, est in ADVANTAGES.items():
+        adv, returns = est(rewards, mask, values if est.needs_value else None, algo)
+        assert adv.shape[0] == 2 and torch.isfinite(adv).all(), name
+    adv, returns = get_estimator("gae")(rewards, mask, values, algo)
+    # gamma = lam = 1, values 0: every valid token's advantage is the outcome reward
+    assert torch.equal(adv, torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert torch.equal(returns, adv)
     with pytest.raises(KeyError, match="known"):
         get_estimator("ppo")
+
+
+def test_plain_reinforce_pp_whitens_over_the_batch_without_groups():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    c = r - 0.25
+    assert torch.allclose(reinforce_pp(r, eps=0.0), c / c.std())
+    assert torch.equal(reinforce_pp(torch.ones(3)), torch.zeros(3))
 
 
 def test_outcome_rewards_sit_on_the_last_valid_token():

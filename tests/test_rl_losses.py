@@ -12,6 +12,7 @@ from rlreason.rl.losses import (
     kl_penalty,
     loss_norm,
     policy_loss,
+    LossSettings,
     total_loss,
     truncation_mask,
 )
@@ -69,9 +70,8 @@ def test_padding_garbage_never_reaches_loss_or_gradient():
     logp = torch.tensor([[-1.0, -2.0, float("nan")]], requires_grad=True)
     old = torch.tensor([[-1.0, -2.0, -1e4]])
     norm = loss_norm(mask)
-    loss, stats = total_loss(
-        logp, old, torch.ones(1), mask, norm, ref_logp=old, kl_coef=0.1, kl_kind="k3"
-    )
+    settings = LossSettings(kl_coef=0.1, kl_kind="k3")
+    loss, stats = total_loss(logp, old, torch.ones(1), mask, norm, settings, ref_logp=old)
     loss.backward()
     assert math.isfinite(loss.item()) and torch.isfinite(logp.grad).all()
     assert stats["policy/ratio_mean"] == pytest.approx(1.0)
@@ -220,11 +220,9 @@ def test_total_loss_composes_policy_kl_and_entropy_terms():
         adv,
         mask,
         norm,
+        LossSettings(kl_coef=0.1, kl_kind="k2", entropy_coef=0.01),
         ref_logp=ref,
         entropy=ent,
-        kl_coef=0.1,
-        kl_kind="k2",
-        entropy_coef=0.01,
     )
     # policy per token: r=e^.5 clipped 1.2 -> -1.2; r=1 -> -1; A=-1: r=1 -> 1; r=e^-.5 -> 0.8; r=e^.1
     pol = (-1.2 - 1.0 + 1.0 + 0.8 + math.exp(0.1)) / 5
@@ -247,9 +245,9 @@ def test_kl_is_logged_at_zero_coefficient_and_required_when_weighted():
     loss0, st = total_loss(lp, lp, torch.ones(1), mask, loss_norm(mask), ref_logp=lp - 1.0)
     assert st["loss/kl"] == pytest.approx(math.exp(-1)) and loss0.item() == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="needs ref_logp"):
-        total_loss(lp, lp, torch.ones(1), mask, loss_norm(mask), kl_coef=0.1)
+        total_loss(lp, lp, torch.ones(1), mask, loss_norm(mask), LossSettings(kl_coef=0.1))
     with pytest.raises(ValueError, match="needs entropy"):
-        total_loss(lp, lp, torch.ones(1), mask, loss_norm(mask), entropy_coef=0.1)
+        total_loss(lp, lp, torch.ones(1), mask, loss_norm(mask), LossSettings(entropy_coef=0.1))
 
 
 def test_truncated_rows_are_masked_only_when_configured():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from experiments.schema import env_config
 from experiments.train import build_trainer, run
 from rlreason.config import Config, ConfigError, validate
 
@@ -15,7 +16,7 @@ def tiny_cfg(tmp_path: Path, **over) -> Config:
     cfg = Config()
     cfg.model.source, cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model = "scratch", 2, 2, 32
     cfg.model.max_seq_len = 64
-    cfg.env.options = {"digits": 2, "n_train": 40, "n_eval": 8}
+    cfg.env = env_config("arithmetic", digits=2, n_train=40, n_eval=8)
     cfg.sampling.max_new_tokens = 8
     cfg.train.steps, cfg.train.prompts_per_step, cfg.train.progress = 4, 2, False
     cfg.train.save_every = 0
@@ -188,10 +189,11 @@ def test_invalid_combinations_fail_before_any_work_with_what_to_change(tmp_path,
 
 def test_hydra_rejects_a_typo_in_an_override_and_accepts_reward_weights():
     from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    ConfigStore.instance().store(name="base_config", node=Config)
+    from experiments.schema import register
+
+    register()
     with initialize_config_dir(str(Path("experiments/conf").resolve()), version_base=None):
         cfg = compose("config", overrides=["reward.format.weight=0", "algo=dapo", "seed=3"])
         obj = OmegaConf.to_object(cfg)
@@ -200,20 +202,6 @@ def test_hydra_rejects_a_typo_in_an_override_and_accepts_reward_weights():
             compose("config", overrides=["trian.steps=3"])
         with pytest.raises(Exception, match="stepz"):
             compose("config", overrides=["train.stepz=3"])
-
-
-def test_env_config_groups_list_exactly_the_options_of_their_env():
-    from dataclasses import fields
-
-    from omegaconf import OmegaConf
-
-    from envs.base import env_spec
-
-    for path in Path("experiments/conf/env").glob("*.yaml"):
-        conf = OmegaConf.load(path)
-        options = set(conf.env.options)
-        expected = {f.name for f in fields(env_spec(conf.env.name).config)} - {"template"}
-        assert options == expected, path.name
 
 
 def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_prefill(tmp_path):

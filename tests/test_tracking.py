@@ -1,8 +1,9 @@
 import io
 import json
 
+from rewards.diagnostics import language_mix, repetition, text_diagnostics
 from rlreason.rl.alarms import CollapseAlarm
-from rlreason.rl.diagnostics import language_mix, repetition, rollout_diagnostics
+from rlreason.rl.timing import rollout_metrics
 from rlreason.tracking import ConsoleLogger, JSONLLogger, MultiLogger, NullLogger
 
 
@@ -35,9 +36,11 @@ def test_diagnostics_measure_thinking_lengths_verification_and_language_mix():
         "<answer>11</answer>",
         "<think>先算 then add</think><answer>3</answer>",
     ]
-    d = rollout_diagnostics(texts, [True, False, True], [30, 10, 20])
+    d = text_diagnostics(texts)
     assert d["rollout/think_rate"] == 2 / 3
-    assert d["rollout/length_correct"] == 25 and d["rollout/length_wrong"] == 10
+    m = rollout_metrics([30, 10, 20], ["stop", "length", "eos"], [True, False, True])
+    assert m["rollout/length_correct"] == 25 and m["rollout/length_wrong"] == 10
+    assert m["rollout/truncation_rate"] == 1 / 3
     assert d["rollout/self_verify_rate"] == 0.5
     assert language_mix("先算 then add") == 1 - 2 / 4  # 2 Han chars, 2 Latin words
     assert repetition("abcdefgh" * 4) > 0.5 and repetition("abcdefghijklmnop") == 0.0

@@ -38,12 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from envs.tags import answers_of
 from rewards.base import Scores
 from rewards.code.sandbox import Limits, run_program
 
 log = logging.getLogger(__name__)
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _FENCE = re.compile(r"```(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
 FLOAT_TOL = 1e-6
 
@@ -64,7 +64,7 @@ class TestReport:
 
 def extract_program(completion: str) -> str | None:
     """The program inside the last `<answer>` block (first fenced block in it, if any)."""
-    answers = _ANSWER.findall(completion)
+    answers = answers_of(completion)
     if not answers:
         return None
     fenced = _FENCE.search(answers[-1])

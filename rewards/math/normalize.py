@@ -4,13 +4,13 @@
 LaTeX-ish string the parser (`rewards.math.parse`) understands. Both are pure functions of their
 input and cost a few microseconds per sample.
 
-Extraction rules (defined here, used by `rewards.math`):
+Extraction rules (read with the tag parser `envs.tags.answer_span` and `last_boxed`):
 - Everything inside `<think>…</think>` is deleted first; an unclosed `<think>` swallows the
   rest of the text, so reasoning never counts as an answer.
 - If an `<answer>` tag remains, the content of the last `<answer>…</answer>` is used; an empty or
   unterminated last answer gives None (no answer).
 - Inside that content, or in a text without answer tags, the last brace-matched `\\boxed{…}`
-  (or `\\fbox{…}`) wins; without one the whole (stripped) text is the answer.
+  (or `\\fbox{…}`, also `\\boxed {…}`) wins; without one the whole (stripped) text is the answer.
 
 Normalisation covers: `$`, `\\(…\\)`, `\\left`/`\\right`, spacing macros, `\\dfrac`/`\\tfrac`,
 degrees (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after
@@ -32,8 +32,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-_MAX_BOX_TRIES = 8  # unbalanced `\\boxed{` candidates tried from the end before giving up
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
+from envs.tags import answer_span, last_boxed
 
 _UNICODE = {
     "√": "\\sqrt",
@@ -111,62 +110,14 @@ _MIXED_LATEX = re.compile(r"^(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 
 
-def _last_braced(text: str, command: str) -> str | None:
-    """Content of the last brace-matched `command{…}` in `text`, or None if there is none."""
-    start, tries = text.rfind(command + "{"), 0
-    while start != -1 and tries < _MAX_BOX_TRIES:  # bounded: linear time on hostile text
-        depth, i = 0, start + len(command)
-        for j in range(i, len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1 : j]
-        start, tries = text.rfind(command + "{", 0, start), tries + 1  # unbalanced: earlier one
-    return None
-
-
-def _last_box(text: str) -> str | None:
-    """The content of the last `\\boxed{}`/`\\fbox{}` (by position) in `text`."""
-    best, best_pos = None, -1
-    for command in _BOX_COMMANDS:
-        content = _last_braced(text, command)
-        if content is not None:
-            pos = text.rfind(command + "{" + content)
-            if pos > best_pos:
-                best, best_pos = content, pos
-    return best
-
-
-def _strip_think(text: str) -> str:
-    """Drop `<think>…</think>` blocks (an unclosed one swallows the rest), in linear time."""
-    kept, pos = [], 0
-    while True:
-        start = text.find("<think>", pos)
-        if start == -1:
-            kept.append(text[pos:])
-            break
-        kept.append(text[pos:start])
-        end = text.find("</think>", start)
-        if end == -1:
-            break
-        pos = end + len("</think>")
-    return " ".join(kept).replace("</think>", " ")
-
-
 def extract_answer(completion: str) -> str | None:
     """The graded answer text of a completion, or None (see the module docstring for the rules)."""
     if not isinstance(completion, str):
         return None
-    text = _strip_think(completion)
-    start = text.rfind("<answer>")
-    if start != -1:
-        end = text.find("</answer>", start)
-        if end == -1:
-            return None
-        text = text[start + len("<answer>") : end]
-    boxed = _last_box(text)
+    text = answer_span(completion)
+    if text is None:
+        return None
+    boxed = last_boxed(text)
     if boxed is not None:
         text = boxed
     text = text.strip()

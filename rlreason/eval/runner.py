@@ -1,64 +1,22 @@
 """Evaluate a policy on held-out tasks: greedy and sampled completions, scored by the verifiers.
 
-`Scorer` turns completions into per-sample verdicts using callables handed in by the caller (the
-reward composition, the name of the accuracy component, answer extraction and its canonical key),
-so rlreason stays independent of `rewards/`. `evaluate_policy` runs the engine greedily (n=1,
-temperature 0) and with sampling (n = `samples`), builds one `ProblemRecord` per task and returns
-`summarize`'s metrics (pass@k, maj@k, mean@k, greedy accuracy, format rate, length, per-difficulty),
-plus `eval/think_rate` and greedy format/length. Fixed seeds make it repeatable.
+`evaluate_policy` runs the engine greedily (n=1, temperature 0) and with sampling (n = `samples`),
+scores both with the scorer it is handed (`rlreason.scoring.Scorer`, built on the rewards side),
+builds one `ProblemRecord` per task and returns `summarize`'s metrics (pass@k, maj@k, mean@k,
+greedy accuracy, format rate, length, per-difficulty), plus `eval/think_rate` and greedy
+format/length. Fixed seeds make it repeatable.
 
-Not here: the metric definitions (evaluate.py), plots (eval_plots.py), the CLI (experiments/eval.py).
+Not here: the metric definitions (metrics.py), plots (plots.py), the CLI (experiments/eval.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rlreason.eval.metrics import ProblemRecord, summarize
-from rlreason.rl.diagnostics import reasoning_of
 from rlreason.sampling.engine import generate
-
-CORRECT_AT = 1.0 - 1e-6  # a component value at or above this counts as a correct answer
-
-
-@dataclass
-class Verdicts:
-    output: Any  # the reward composition's output (.total, .components, .metrics())
-    correct: list[bool]
-    format_ok: list[bool]
-    answers: list[str | None]
-
-
-@dataclass
-class Scorer:
-    reward_fn: Callable[[list[str], list], Any]
-    accuracy_key: str
-    format_key: str | None = None
-    answer_fn: Callable[[str], str | None] | None = None
-    answer_key: Callable[[str], Any] | None = None
-
-    def __call__(self, texts: list[str], tasks: list) -> Verdicts:
-        out = self.reward_fn(texts, tasks)
-        if self.accuracy_key not in out.components:
-            raise KeyError(
-                f"Scorer: accuracy component {self.accuracy_key!r} not among "
-                f"{sorted(out.components)}"
-            )
-        correct = [v >= CORRECT_AT for v in out.components[self.accuracy_key]]
-        fmt = out.components.get(self.format_key) if self.format_key else None
-        format_ok = [v > 0 for v in fmt] if fmt is not None else [True] * len(texts)
-        answers = [self._answer(t) for t in texts]
-        return Verdicts(out, correct, format_ok, answers)
-
-    def _answer(self, text: str) -> str | None:
-        if self.answer_fn is None:
-            return None
-        try:
-            return self.answer_fn(text)
-        except Exception:  # a hostile completion must not stop evaluation
-            return None
+from rlreason.scoring import Scorer
 
 
 def _powers_of_two(n: int) -> list[int]:
@@ -150,7 +108,7 @@ def evaluate_policy(
             ProblemRecord(
                 correct=s.correct[sl],
                 answers=s.answers[sl],
-                scores=list(s.output.total[sl]),
+                scores=list(s.total[sl]),
                 format_ok=s.format_ok[sl],
                 lengths=s_len[sl],
                 difficulty=(getattr(task, "meta", None) or {}).get("difficulty"),
@@ -160,12 +118,8 @@ def evaluate_policy(
     metrics = summarize(
         records, ks or _powers_of_two(samples), key=scorer.answer_key, n_boot=n_boot, seed=seed
     )
-    metrics["eval/think_rate"] = sum(bool((reasoning_of(t) or "").strip()) for t in s_texts) / len(
-        s_texts
-    )
+    metrics["eval/think_rate"] = sum(s.has_reasoning) / len(s_texts)
     metrics["eval/greedy_format_rate"] = sum(g.format_ok) / len(g.format_ok)
     metrics["eval/greedy_length_mean"] = sum(g_len) / len(g_len)
-    metrics["eval/greedy_think_rate"] = sum(
-        bool((reasoning_of(t) or "").strip()) for t in g_texts
-    ) / len(g_texts)
+    metrics["eval/greedy_think_rate"] = sum(g.has_reasoning) / len(g_texts)
     return metrics

@@ -1,37 +1,16 @@
 """Advantage estimators: turn rewards (and, for PPO, values) into advantages.
 
-What it does
-- Outcome estimators share one signature, ``fn(rewards (B,), G, **kw) -> adv (B,)``, where
-  ``B = num_prompts * G`` and rows are prompt-major (prompt 0's G samples first):
-  ``grpo`` (group mean and std), ``dr_grpo`` (group mean only), ``rloo`` (leave-one-out mean),
-  ``reinforce_pp`` (group mean, then whole-batch normalisation).
-- ``gae`` has its own signature, ``fn(token_rewards (B,T), values (B,T), mask (B,T), gamma, lam)
-  -> (adv (B,T), returns (B,T))``; ``place_outcome_rewards`` puts a sequence reward on the last
-  valid token so an outcome reward can feed it.
-- ``ADVANTAGES`` maps a name to an ``AdvantageEstimator`` record (callable, with ``needs_value`` and
-  ``per_token`` flags) so the trainer looks estimators up by name, never by an if-chain.
-- ``group_stats`` reports which groups have zero reward spread (dynamic sampling, logging).
-
-Choices and departures, stated once
-- Standard deviation: ``grpo`` uses the *unbiased* group std (``torch.std``, correction 1), as TRL
-  does, so runs compare with TRL numbers. With G=4 and rewards [1, 1, 0, 0] that is 0.577, not 0.5.
-- A group whose rewards are all equal gets advantage exactly 0 in every estimator (not a tiny
-  float residue from ``r - mean``), so dynamic sampling and "no signal" logging see clean zeros.
-- Every group estimator needs G >= 2: with G = 1 each advantage is identically 0 (or undefined for
-  the std), which would train on nothing without saying so, so it is an error instead.
-- ``reinforce_pp`` is REINFORCE++ "with baseline" (Hu et al. 2025, arXiv:2501.03262): subtract the
-  group mean, then normalise the centred rewards by the mean and std (unbiased) of the whole batch.
-  Departure: OpenRLHF whitens the *token-level* advantages (each sequence weighted by its length);
-  here the whitening is over sequences, before any broadcast to tokens, so it is length-free. Over
-  sequences the batch mean of group-centred rewards is exactly 0, so only the division by the
-  batch std remains (subtracting a float-noise mean would un-zero the flat groups). The
-  KL-in-reward of plain REINFORCE++ is not here: KL is a loss term (see losses.py).
-- ``gae`` treats the valid (mask = 1) tokens of a row as the trajectory, in order, skipping masked
-  positions wherever they are (prompt padding on the left, padding on the right); the state after
-  the last valid token is terminal (value 0). Masked positions get advantage and return 0.
-
-What it deliberately does not do: no token broadcasting of outcome advantages (losses accept (B,)),
-no advantage whitening for PPO (one masked mean/std in the trainer if wanted), no value model.
+Every registry entry (``ADVANTAGES``) has one signature, ``(rewards (B,), mask (B,T), values,
+algo) -> (adv, returns)``; rows are prompt-major (prompt 0's G samples first). Outcome estimators
+are plain ``fn(rewards, G) -> adv (B,)`` wrapped by ``outcome``: ``grpo`` (group mean and the
+unbiased std, as TRL), ``dr_grpo`` (mean only), ``rloo`` (leave-one-out), ``reinforce_pp_baseline``
+(REINFORCE++ with a group baseline: centre per group, divide by the batch std) and ``reinforce_pp``
+(plain REINFORCE++: whiten over the batch). ``gae`` puts the outcome reward on the last valid token
+and runs GAE over the valid tokens (terminal after the last; masked positions get 0).
+Choices: a group whose rewards are all equal gets exactly 0; group estimators need G >= 2.
+Departure (REINFORCE++): whitening is over sequences, not length-weighted tokens as in OpenRLHF,
+and KL is a loss term (losses.py), not a per-token reward.
+Not here: value models, advantage whitening for PPO.
 """
 
 from __future__ import annotations
@@ -123,13 +102,26 @@ def rloo(rewards: Tensor, G: int) -> Tensor:
     return (centred * (G / (G - 1))).reshape(-1)  # (B,)
 
 
-def reinforce_pp(rewards: Tensor, G: int, eps: float = 1e-6) -> Tensor:
-    """REINFORCE++ with baseline: centre by group mean, then whiten over the whole batch."""
-    centred, _ = _centred(rewards, G, "reinforce_pp")  # (P, G)
+def reinforce_pp_baseline(rewards: Tensor, G: int, eps: float = 1e-6) -> Tensor:
+    """REINFORCE++ with a group baseline: centre by group mean, then whiten over the batch."""
+    centred, _ = _centred(rewards, G, "reinforce_pp_baseline")  # (P, G)
     c = centred.reshape(-1)  # (B,)
     if bool((c == 0).all()):
         return c  # every group is flat: no signal, and no 0 / 0
     return c / (c.std() + eps)  # (B,) the batch mean of c is 0: each group is centred
+
+
+def reinforce_pp(rewards: Tensor, G: int = 1, eps: float = 1e-6) -> Tensor:
+    """Plain REINFORCE++: rewards whitened over the whole batch, no group baseline. G is unused
+    (any group size, 1 included). A batch of equal rewards gives exact zeros."""
+    if not isinstance(rewards, Tensor) or rewards.dim() != 1 or rewards.numel() == 0:
+        raise ValueError("reinforce_pp: rewards must be a non-empty 1-D tensor (B,)")
+    if not torch.isfinite(rewards).all():
+        raise ValueError("reinforce_pp: rewards contain non-finite values")
+    if bool((rewards == rewards[0]).all()):
+        return torch.zeros_like(rewards)  # (B,) no spread, no signal
+    c = rewards - rewards.mean()  # (B,)
+    return c / (c.std() + eps)  # (B,)
 
 
 # ----------------------------------------------------------------------------- GAE (PPO)
@@ -182,32 +174,60 @@ def gae(
     return adv, returns
 
 
+def advantage_metrics(adv: Tensor, mask: Tensor) -> dict[str, float]:
+    """`adv/mean`, `adv/std`, `adv/abs_mean` over rows (B,) or valid tokens (B, T)."""
+    valid = adv[mask > 0] if adv.dim() == 2 else adv  # (N,)
+    return {
+        "adv/mean": float(valid.mean()),
+        "adv/std": float(valid.std()) if valid.numel() > 1 else 0.0,
+        "adv/abs_mean": float(valid.abs().mean()),
+    }
+
+
 # ----------------------------------------------------------------------------- registry
+
+Estimate = tuple[Tensor, "Tensor | None"]  # (adv (B,) or (B,T), returns (B,T) or None)
 
 
 @dataclass(frozen=True)
 class AdvantageEstimator:
-    """A registry entry. ``needs_value``: the trainer must run a value head and call
-    ``fn(token_rewards, values, mask, gamma, lam) -> (adv (B,T), returns (B,T))``; otherwise
-    ``fn(rewards (B,), G, **kw) -> adv (B,)``. ``per_token``: the advantage is (B,T), not (B,)."""
+    """A registry entry with the one signature every estimator has:
+    ``estimate(rewards (B,), mask (B,T), values (B,T) | None, algo) -> (adv, returns | None)``,
+    where ``algo`` carries ``group_size``, ``gamma`` and ``lam``. ``needs_value``: the trainer
+    builds a value head and passes its (old) values; ``grouped``: rows come in groups of G >= 2."""
 
     name: str
-    fn: Callable[..., Tensor | tuple[Tensor, Tensor]]
-    needs_value: bool
-    per_token: bool
+    estimate: Callable[[Tensor, Tensor, Tensor | None, object], Estimate]
+    needs_value: bool = False
+    grouped: bool = True
 
-    def __call__(self, *args, **kwargs):
-        return self.fn(*args, **kwargs)
+    def __call__(self, rewards: Tensor, mask: Tensor, values: Tensor | None, algo) -> Estimate:
+        return self.estimate(rewards, mask, values, algo)
+
+
+def outcome(name: str, fn: Callable[[Tensor, int], Tensor], grouped: bool = True):
+    """Registry entry for an outcome estimator ``fn(rewards (B,), G) -> adv (B,)``."""
+    return AdvantageEstimator(
+        name, lambda r, mask, values, algo: (fn(r, algo.group_size), None), grouped=grouped
+    )
+
+
+def _gae_estimate(rewards: Tensor, mask: Tensor, values: Tensor | None, algo) -> Estimate:
+    if values is None:
+        raise ValueError("gae needs the value head's old values (B, T)")
+    return gae(place_outcome_rewards(rewards, mask), values, mask, algo.gamma, algo.lam)
 
 
 ADVANTAGES: dict[str, AdvantageEstimator] = {
-    "grpo": AdvantageEstimator("grpo", grpo, needs_value=False, per_token=False),
-    "dr_grpo": AdvantageEstimator("dr_grpo", dr_grpo, needs_value=False, per_token=False),
-    "rloo": AdvantageEstimator("rloo", rloo, needs_value=False, per_token=False),
-    "reinforce_pp": AdvantageEstimator(
-        "reinforce_pp", reinforce_pp, needs_value=False, per_token=False
-    ),
-    "gae": AdvantageEstimator("gae", gae, needs_value=True, per_token=True),
+    e.name: e
+    for e in (
+        outcome("grpo", grpo),
+        outcome("dr_grpo", dr_grpo),
+        outcome("rloo", rloo),
+        outcome("reinforce_pp_baseline", reinforce_pp_baseline),
+        outcome("reinforce_pp", reinforce_pp, grouped=False),
+        AdvantageEstimator("gae", _gae_estimate, needs_value=True, grouped=False),
+    )
 }
 
 

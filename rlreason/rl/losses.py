@@ -282,61 +282,73 @@ def to_floats(stats: dict[str, Tensor]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- total loss
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """Everything that shapes the loss of one update, frozen (built once from the algo config)."""
+
+    aggregation: str = "token_mean"
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    dual_clip: float | None = None
+    ratio_level: str = "token"
+    kl_coef: float = 0.0
+    kl_kind: str = "k3"
+    entropy_coef: float = 0.0
+
+    @classmethod
+    def from_algo(cls, algo) -> LossSettings:
+        return cls(**{f: getattr(algo, f) for f in cls.__dataclass_fields__})
+
+
 def total_loss(
     logp: Tensor,
     old_logp: Tensor,
     adv: Tensor,
     mask: Tensor,
     norm: LossNorm,
+    settings: LossSettings = LossSettings(),
     *,
-    aggregation: str | Aggregation = "token_mean",
     ref_logp: Tensor | None = None,
     entropy: Tensor | None = None,
-    kl_coef: float = 0.0,
-    kl_kind: str = "k3",
-    entropy_coef: float = 0.0,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    dual_clip: float | None = None,
-    ratio_level: str = "token",
 ) -> tuple[Tensor, dict[str, float]]:
     """Scalar loss of one micro-batch (its share of the mini-batch loss) and additive stats.
 
     loss = agg(policy) + kl_coef * agg(kl(logp, ref_logp)) - entropy_coef * agg(entropy).
     KL is logged whenever ref_logp is given; entropy whenever entropy (B,T) is given.
     """
-    agg = get_aggregation(aggregation)
+    k = settings
+    agg = get_aggregation(k.aggregation)
     check_bt("total_loss", mask, ref_logp=ref_logp, entropy=entropy)
-    if kl_coef != 0.0 and ref_logp is None:
-        raise ValueError(f"total_loss: kl_coef={kl_coef} needs ref_logp")
-    if entropy_coef != 0.0 and entropy is None:
-        raise ValueError(f"total_loss: entropy_coef={entropy_coef} needs entropy")
+    if k.kl_coef != 0.0 and ref_logp is None:
+        raise ValueError(f"total_loss: kl_coef={k.kl_coef} needs ref_logp")
+    if k.entropy_coef != 0.0 and entropy is None:
+        raise ValueError(f"total_loss: entropy_coef={k.entropy_coef} needs entropy")
     pg_tok, ts = policy_loss(
         logp,
         old_logp,
         adv,
         mask,
-        clip_low=clip_low,
-        clip_high=clip_high,
-        dual_clip=dual_clip,
-        ratio_level=ratio_level,
+        clip_low=k.clip_low,
+        clip_high=k.clip_high,
+        dual_clip=k.dual_clip,
+        ratio_level=k.ratio_level,
     )
     loss = agg.aggregate(pg_tok, mask, norm)
     stats: dict[str, Tensor] = {"loss/policy": loss}
     if ref_logp is not None:
         valid = mask > 0  # (B, T) padding compares 0 with 0: no overflow, no NaN gradient
         kl_tok = kl_penalty(
-            torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0), kl_kind
+            torch.where(valid, logp, 0.0), torch.where(valid, ref_logp, 0.0), k.kl_kind
         )  # (B, T)
         kl = agg.aggregate(kl_tok, mask, norm)
-        if kl_coef != 0.0:
-            loss = loss + kl_coef * kl
+        if k.kl_coef != 0.0:
+            loss = loss + k.kl_coef * kl
         stats["loss/kl"] = kl
         stats["policy/kl"] = token_mean_share(kl_tok, mask, norm)
     if entropy is not None:
         ent = agg.aggregate(entropy, mask, norm)
-        if entropy_coef != 0.0:
-            loss = loss - entropy_coef * ent
+        if k.entropy_coef != 0.0:
+            loss = loss - k.entropy_coef * ent
         stats["loss/entropy"] = ent
         stats["policy/entropy"] = token_mean_share(entropy, mask, norm)
     stats["loss/total"] = loss

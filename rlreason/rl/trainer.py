@@ -22,7 +22,6 @@ Rollout and reward metrics describe the first round, i.e. the current policy wit
 from __future__ import annotations
 
 import random
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,15 +31,16 @@ from typing import Any
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from rlreason.eval.runner import Scorer, evaluate_policy
+from rlreason.eval.runner import evaluate_policy
 from rlreason.optim import build_adamw, lr_at, set_lr
-from rlreason.rl.advantages import gae, get_estimator, group_stats, place_outcome_rewards
+from rlreason.rl.advantages import advantage_metrics, get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
 from rlreason.rl.batch import RolloutBatch, concat
-from rlreason.rl.diagnostics import rollout_diagnostics
 from rlreason.rl.losses import truncation_mask
-from rlreason.rl.update import Updater
+from rlreason.rl.timing import PhaseClock, rollout_metrics
+from rlreason.rl.update import Forward, Policy, prepare, update
 from rlreason.sampling.engine import generate
+from rlreason.scoring import Scorer
 
 PHASES = ("gen", "reward", "ref", "train", "eval", "other")
 
@@ -69,16 +69,13 @@ class Trainer:
         c = self.cfg
         params = torch.nn.ModuleList([self.model] + ([self.value_head] if self.value_head else []))
         self.optimizer = build_adamw(params, c.optim.lr, c.optim.weight_decay, tuple(c.optim.betas))
-        self.updater = Updater(
-            self.model,
-            self.optimizer,
-            c.algo,
-            c.optim,
-            pad_id=self.tokenizer.pad_id,
-            max_new_tokens=c.sampling.max_new_tokens,
-            temperature=c.sampling.temperature,
-            reference=self.reference,
-            value_head=self.value_head,
+        self.policy = Policy(self.model, self.value_head, self.reference)
+        self.fwd = Forward(
+            self.tokenizer.pad_id,
+            c.sampling.temperature,
+            c.sampling.max_new_tokens,
+            c.algo.micro_batch_tokens,
+            c.algo.logprob_chunk,
         )
         self.estimator = get_estimator(c.algo.advantage)
         self.stop_ids = [self.tokenizer.encode(s) for s in self.stop_strings]
@@ -101,65 +98,107 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ one step
-    def rollout(self, tasks: list, seed: int) -> tuple[RolloutBatch, dict[str, float]]:
-        c, G = self.cfg, self.cfg.algo.group_size
-        t0 = time.perf_counter()
-        prompts = [self.tokenizer.encode(self.render(t)) for t in tasks]
-        r = generate(
-            self.model,
-            prompts,
-            n=G,
-            max_new_tokens=c.sampling.max_new_tokens,
-            temperature=c.sampling.temperature,
-            top_k=c.sampling.top_k,
-            top_p=c.sampling.top_p,
-            stop_ids=self.stop_ids,
-            eos_id=self.tokenizer.eos_id,
-            seed=seed,
-            tokenizer=self.tokenizer,
+    def train_step(self, step: int) -> dict[str, float]:
+        """One RL step, stage by stage; each stage's wall time goes to `perf/<phase>_s`."""
+        c, clock = self.cfg, PhaseClock(self.seconds)
+        # 1-2. rollouts and their rewards (dynamic sampling drops flat groups and refills)
+        batch, metrics = self.collect(step, clock)
+        self.last_batch = batch
+        metrics["lr"] = self.schedule_lr(step)
+        if batch is None:  # every group was flat: nothing to learn from
+            return {**metrics, "train/skipped_updates": 1.0, **clock.metrics()}
+        # 3. old and reference log-probs (and PPO's old values), without grad
+        with clock("ref"):
+            prep = prepare(self.policy, batch, c.algo, self.fwd)
+        # 4. advantages: one signature for every estimator, GAE included
+        batch.adv, batch.returns = self.estimator(
+            batch.rewards, batch.mask, prep.old_values, c.algo
         )
-        t1 = time.perf_counter()
+        metrics.update(advantage_metrics(batch.adv, batch.mask))
+        metrics.update(prep.metrics)
+        # 5. the update: epochs x mini-batches of clipped-surrogate AdamW steps
+        with clock("train"):
+            seed = self._seed(step, 99)
+            stats = update(
+                self.policy,
+                self.optimizer,
+                batch,
+                prep,
+                c.algo,
+                c.optim,
+                self.fwd,
+                step=step,
+                seed=seed,
+            )
+        metrics.update(stats)
+        self._check_finite(metrics)
+        # 6. step timing and memory (the loop logs the metrics)
+        return {**metrics, **clock.metrics()}
+
+    def schedule_lr(self, step: int) -> float:
+        o = self.cfg.optim
+        lr = lr_at(
+            step - 1,
+            warmup_steps=o.warmup_steps,
+            total_steps=self.cfg.train.steps,
+            initial_lr=o.initial_lr,
+            peak_lr=o.lr,
+            min_lr=o.min_lr,
+        )
+        set_lr(self.optimizer, lr)
+        return lr
+
+    def rollout(self, tasks: list, seed: int, clock: PhaseClock):
+        """G completions per task from the live policy, scored; the batch and its metrics."""
+        c, G = self.cfg, self.cfg.algo.group_size
+        prompts = [self.tokenizer.encode(self.render(t)) for t in tasks]
+        t0 = time.perf_counter()
+        with clock("gen"):
+            r = generate(
+                self.model,
+                prompts,
+                n=G,
+                max_new_tokens=c.sampling.max_new_tokens,
+                temperature=c.sampling.temperature,
+                top_k=c.sampling.top_k,
+                top_p=c.sampling.top_p,
+                stop_ids=self.stop_ids,
+                eos_id=self.tokenizer.eos_id,
+                seed=seed,
+                tokenizer=self.tokenizer,
+            )
+        gen_s = time.perf_counter() - t0
         group_tasks = [t for t in tasks for _ in range(G)]
-        v = self.scorer(r.texts, group_tasks)
-        self.seconds["gen"] += t1 - t0
-        self.seconds["reward"] += time.perf_counter() - t1
-        mask = truncation_mask(r.finish_reasons, r.mask, c.algo.mask_truncated)
+        with clock("reward"):
+            v = self.scorer(r.texts, group_tasks)
+        mask = truncation_mask(r.finish_reasons, r.mask, c.algo.mask_truncated)  # (B, T)
+        rewards = torch.tensor(v.total, dtype=torch.float32, device=r.tokens.device)  # (B,)
         batch = RolloutBatch(
             r.prompt_ids,
             r.tokens,
             mask,
             r.logprobs,
-            torch.tensor(v.output.total, dtype=torch.float32),
+            rewards,
             r.finish_reasons,
             r.texts,
             group_tasks,
-            dict(v.output.components),
+            dict(v.components),
         )
         lengths = [len(x) for x in r.completion_ids]
-        n = len(lengths)
-        metrics = {
-            "rollout/length_mean": sum(lengths) / n,
-            "rollout/length_min": float(min(lengths)),
-            "rollout/length_max": float(max(lengths)),
-            "rollout/truncation_rate": r.finish_reasons.count("length") / n,
-            **{
-                f"rollout/finish_{k}": r.finish_reasons.count(k) / n
-                for k in ("stop", "eos", "length")
-            },
-            **v.output.metrics(),
-            "accuracy": sum(v.correct) / n,
-            **rollout_diagnostics(r.texts, v.correct, lengths),
-            "perf/tokens_per_s": sum(lengths) / max(t1 - t0, 1e-9),
-        }
+        metrics = {**rollout_metrics(lengths, r.finish_reasons, v.correct), **v.metrics}
+        metrics["perf/tokens_per_s"] = sum(lengths) / max(gen_s, 1e-9)
         return batch, metrics
 
-    def collect(self, step: int) -> tuple[RolloutBatch | None, dict[str, float]]:
+    def collect(self, step: int, clock: PhaseClock | None = None):
+        """Rollouts of `prompts_per_step` prompts; with dynamic sampling, only groups whose
+        rewards differ are kept, refilling up to `max_refill_rounds` times."""
         a, P = self.cfg.algo, self.cfg.train.prompts_per_step
+        clock = clock or PhaseClock(self.seconds)
         rounds = 1 + (a.max_refill_rounds if a.dynamic_sampling else 0)
         kept, metrics, n_groups = [], {}, 0
         for rnd in range(rounds):
-            batch, m = self.rollout(self.next_tasks(P), seed=self._seed(step, rnd))
-            if a.group_size < 2:  # PPO without groups: nothing to compare
+            batch, m = self.rollout(self.next_tasks(P), self._seed(step, rnd), clock)
+            if a.group_size < 2:  # no groups: nothing to compare
                 return batch, m
             stats = group_stats(batch.rewards, a.group_size)
             if rnd == 0:
@@ -180,54 +219,6 @@ class Trainer:
 
     def _seed(self, step: int, salt: int = 0) -> int:
         return (self.cfg.seed * 1_000_003 + step * 7919 + salt) % (2**31)
-
-    def train_step(self, step: int) -> dict[str, float]:
-        c, t_step, before = self.cfg, time.perf_counter(), dict(self.seconds)
-        batch, metrics = self.collect(step)  # rollouts + rewards
-        self.last_batch = batch
-        lr = lr_at(
-            step - 1,
-            warmup_steps=c.optim.warmup_steps,
-            total_steps=c.train.steps,
-            initial_lr=c.optim.initial_lr,
-            peak_lr=c.optim.lr,
-            min_lr=c.optim.min_lr,
-        )
-        set_lr(self.optimizer, lr)
-        metrics["lr"] = lr
-        if batch is None:  # nothing to learn from
-            metrics["train/skipped_updates"] = 1.0
-            return metrics
-        if not self.estimator.needs_value:
-            batch.adv = self.estimator(batch.rewards, c.algo.group_size)  # (B,)
-        t0 = time.perf_counter()
-        prep = self.updater.prepare(batch)  # old / ref log-probs
-        self.seconds["ref"] += time.perf_counter() - t0
-        if self.estimator.needs_value:
-            token_rewards = place_outcome_rewards(batch.rewards, batch.mask)  # (B, T)
-            batch.adv, batch.returns = gae(
-                token_rewards, prep.old_values, batch.mask, c.algo.gamma, c.algo.lam
-            )
-        adv_valid = batch.adv[batch.mask > 0] if batch.adv.dim() == 2 else batch.adv
-        metrics.update(
-            {
-                "adv/mean": float(adv_valid.mean()),
-                "adv/std": float(adv_valid.std()) if adv_valid.numel() > 1 else 0.0,
-                "adv/abs_mean": float(adv_valid.abs().mean()),
-            }
-        )
-        t0 = time.perf_counter()
-        metrics.update(prep.metrics)
-        metrics.update(self.updater.update(batch, prep, step, self._seed(step, 99)))
-        self.seconds["train"] += time.perf_counter() - t0
-        self._check_finite(metrics)
-        metrics["perf/step_s"] = step_s = time.perf_counter() - t_step
-        spent = {p: self.seconds[p] - before[p] for p in ("gen", "reward", "ref", "train")}
-        metrics.update({f"perf/{p}_s": v for p, v in spent.items()})
-        metrics["perf/other_s"] = other = step_s - sum(spent.values())
-        self.seconds["other"] += other
-        metrics["perf/peak_mem_mb"] = _peak_memory_mb()
-        return metrics
 
     def _check_finite(self, metrics: dict[str, float]) -> None:
         if metrics.get("train/skipped_updates", 0.0) > 0:
@@ -353,12 +344,6 @@ class Trainer:
         self.logger.log_table(
             "samples", ["prompt", "completion", "reward"] + names, rows, self.step
         )
-
-
-def _peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _NoBar:

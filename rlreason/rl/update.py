@@ -1,15 +1,16 @@
-"""The policy update of one RL step: old/reference log-probs, then mu epochs of mini-batch steps.
+"""The policy update of one RL step, as plain functions: no-grad passes, then the optimizer steps.
 
-`Updater.prepare(batch)` runs the no-grad passes the loss needs: old log-probs (only when the
-update is off-policy, i.e. epochs > 1 or several mini-batches; otherwise the first forward's own
-detached log-probs are exact), reference log-probs (adapters disabled, or a frozen copy when
-training all weights) whenever KL is in the loss or logged, and PPO's old values. It also measures
-sampler-vs-trainer log-prob mismatch. `Updater.update(batch, step)` then runs `epochs` passes over
-seeded permutations of the rows, `minibatches` optimizer steps per pass, micro-batches sized by a
-token budget, gradient clipping and AdamW; a non-finite loss or gradient skips the optimizer step.
+`prepare` runs the no-grad passes the loss needs: old log-probs (only when the update is
+off-policy, i.e. epochs > 1 or several mini-batches; otherwise the first forward's own detached
+log-probs are exact), reference log-probs (adapters disabled under LoRA, else the frozen copy)
+whenever KL is in the loss or logged, and PPO's old values; it also measures the sampler-vs-trainer
+log-prob mismatch. `update` runs `epochs` passes over seeded permutations of the rows,
+`minibatches` optimizer steps per pass, micro-batches cut by a token budget, gradient clipping and
+AdamW; a non-finite loss or gradient skips that optimizer step.
 
-Departures, stated: the value head reads the same trunk as the policy (shared trunk, as the issue
-asks); GAE advantages are not whitened.
+The caller (the trainer) owns model, optimizer, reference and value head and passes them in.
+Departures, stated: the value head reads the policy's trunk (shared trunk); GAE advantages are not
+whitened.
 """
 
 from __future__ import annotations
@@ -24,8 +25,32 @@ from rlreason.model.lora import disable_adapters, lora_modules
 from rlreason.optim import clip_gradients
 from rlreason.rl.batch import RolloutBatch, micro_batches
 from rlreason.rl.logprobs import pack, token_logprobs
-from rlreason.rl.losses import get_aggregation, total_loss
+from rlreason.rl.losses import LossSettings, get_aggregation, total_loss
 from rlreason.rl.value import value_loss
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the update acts on: the model, its optional value head and KL reference."""
+
+    model: torch.nn.Module
+    value_head: torch.nn.Module | None = None
+    reference: torch.nn.Module | None = None  # frozen copy when training all weights (KL)
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return params + (list(self.value_head.parameters()) if self.value_head else [])
+
+
+@dataclass(frozen=True)
+class Forward:
+    """How a batch is run through the model: padding id, sampling temperature, chunking."""
+
+    pad_id: int
+    temperature: float
+    max_new_tokens: int  # Dr. GRPO's constant L
+    micro_batch_tokens: int = 8192
+    logprob_chunk: int = 64
 
 
 @dataclass
@@ -36,182 +61,138 @@ class Prepared:
     metrics: dict[str, float]
 
 
-class Updater:
-    def __init__(
-        self,
-        model,
-        optimizer,
-        algo,
-        optim_cfg,
-        *,
-        pad_id: int,
-        max_new_tokens: int,
-        temperature: float,
-        reference=None,
-        value_head=None,
-    ):
-        self.model, self.optimizer, self.algo, self.ocfg = model, optimizer, algo, optim_cfg
-        self.pad_id, self.max_new_tokens, self.temperature = pad_id, max_new_tokens, temperature
-        self.reference, self.value_head = reference, value_head
-        self.agg = get_aggregation(algo.aggregation)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+def off_policy(algo) -> bool:
+    return algo.epochs > 1 or algo.minibatches > 1
+
+
+def _micro(batch: RolloutBatch, rows: list[int], fwd: Forward) -> list[list[int]]:
+    plens = [len(p) for p in batch.prompt_ids]
+    clens = [max(int(m), 1) for m in batch.mask.sum(1).tolist()]
+    return micro_batches(rows, plens, clens, fwd.micro_batch_tokens)
+
+
+def _forward(model, batch: RolloutBatch, rows: list[int], fwd: Forward, with_hidden=False):
+    sub = batch.rows(rows)
+    T = max(int(sub.mask.sum(1).max()), 1)
+    packed = pack(sub.prompt_ids, sub.tokens[:, :T], sub.mask[:, :T], fwd.pad_id)
+    out = token_logprobs(
+        model, packed, temperature=fwd.temperature, chunk=fwd.logprob_chunk, with_hidden=with_hidden
+    )
+    return sub, T, out
+
+
+@torch.no_grad()
+def _no_grad_pass(model, batch: RolloutBatch, fwd: Forward, value_head=None):
+    B, T = batch.tokens.shape
+    logp = torch.zeros(B, T, device=batch.tokens.device)  # (B, T)
+    values = torch.zeros(B, T, device=batch.tokens.device) if value_head is not None else None
+    for rows in _micro(batch, list(range(B)), fwd):
+        _, t, out = _forward(model, batch, rows, fwd, with_hidden=value_head is not None)
+        logp[rows, :t] = out[0].float()
         if value_head is not None:
-            self.params += list(value_head.parameters())
+            values[rows, :t] = value_head(out[2])
+    return logp * batch.mask, values
 
-    @property
-    def off_policy(self) -> bool:
-        return self.algo.epochs > 1 or self.algo.minibatches > 1
 
-    def _micro(self, batch: RolloutBatch, rows: list[int]) -> list[list[int]]:
-        plens = [len(p) for p in batch.prompt_ids]
-        clens = [max(int(m), 1) for m in batch.mask.sum(1).tolist()]
-        return micro_batches(rows, plens, clens, self.algo.micro_batch_tokens)
-
-    def _forward(self, model, batch: RolloutBatch, rows: list[int], with_hidden=False):
-        sub = batch.rows(rows)
-        T = max(int(sub.mask.sum(1).max()), 1)
-        packed = pack(sub.prompt_ids, sub.tokens[:, :T], sub.mask[:, :T], self.pad_id)
-        out = token_logprobs(
-            model,
-            packed,
-            temperature=self.temperature,
-            chunk=self.algo.logprob_chunk,
-            with_hidden=with_hidden,
+def reference_policy(policy: Policy):
+    """(model, context) that computes the reference log-probs: adapters off under LoRA."""
+    if lora_modules(policy.model):
+        return policy.model, disable_adapters(policy.model)
+    if policy.reference is None:
+        raise ValueError(
+            "KL needs a reference policy: use LoRA (adapters disabled) or pass "
+            "a frozen reference model when training all weights"
         )
-        return sub, T, out
+    return policy.reference, contextlib.nullcontext()
 
-    @torch.no_grad()
-    def _no_grad_pass(self, model, batch, context, with_values=False):
-        B, T = batch.tokens.shape
-        logp = torch.zeros(B, T, device=batch.tokens.device)
-        values = torch.zeros(B, T, device=batch.tokens.device) if with_values else None
-        with context:
-            for rows in self._micro(batch, list(range(B))):
-                _, t, out = self._forward(model, batch, rows, with_hidden=with_values)
-                logp[rows, :t] = out[0].float()
-                if with_values:
-                    values[rows, :t] = self.value_head(out[2])
-        return logp * batch.mask, values
 
-    def prepare(self, batch: RolloutBatch) -> Prepared:
-        metrics: dict[str, float] = {}
-        needs_values = self.value_head is not None
-        old_logp = old_values = ref_logp = None
-        if self.off_policy or needs_values:
-            was = self.model.training
-            self.model.eval()
-            old_logp, old_values = self._no_grad_pass(
-                self.model, batch, contextlib.nullcontext(), needs_values
+def prepare(policy: Policy, batch: RolloutBatch, algo, fwd: Forward) -> Prepared:
+    """Old log-probs (off-policy), reference log-probs (KL) and old values (PPO), without grad."""
+    metrics: dict[str, float] = {}
+    old_logp = old_values = ref_logp = None
+    if off_policy(algo) or policy.value_head is not None:
+        was = policy.model.training
+        policy.model.eval()
+        old_logp, old_values = _no_grad_pass(policy.model, batch, fwd, policy.value_head)
+        policy.model.train(was)
+        metrics.update(mismatch_metrics(batch.sampler_logp, old_logp, batch.mask))
+        old_logp = old_logp if off_policy(algo) else None
+    if algo.kl_coef != 0 or algo.log_kl:
+        ref_model, ctx = reference_policy(policy)
+        with ctx:
+            ref_logp, _ = _no_grad_pass(ref_model, batch, fwd)
+    return Prepared(old_logp, ref_logp, old_values, metrics)
+
+
+def update(policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed) -> dict:
+    """`algo.epochs` x `algo.minibatches` optimizer steps on `batch`; mean stats over them."""
+    B, sums, n_steps, skipped = len(batch), {}, 0, 0
+    params = policy.trainable()
+    loss_cfg = LossSettings.from_algo(algo)
+    g = torch.Generator().manual_seed(seed)
+    policy.model.train()
+    for _epoch in range(algo.epochs):
+        perm = torch.randperm(B, generator=g).tolist() if off_policy(algo) else list(range(B))
+        size = B // algo.minibatches
+        for m in range(algo.minibatches):
+            stats = _minibatch(
+                policy, batch, prep, perm[m * size : (m + 1) * size], algo, fwd, loss_cfg
             )
-            self.model.train(was)
-            metrics.update(mismatch_metrics(batch.sampler_logp, old_logp, batch.mask))
-            old_logp = old_logp if self.off_policy else None
-        if self.algo.kl_coef != 0 or self.algo.log_kl:
-            ref_model, ctx = self._reference()
-            ref_logp, _ = self._no_grad_pass(ref_model, batch, ctx)
-        return Prepared(old_logp, ref_logp, old_values, metrics)
-
-    def _reference(self):
-        if lora_modules(self.model):
-            return self.model, disable_adapters(self.model)
-        if self.reference is None:
-            raise ValueError(
-                "KL needs a reference policy: use LoRA (adapters disabled) or pass "
-                "a frozen reference model when training all weights"
+            gn = clip_gradients(
+                params,
+                optim_cfg.grad_clip,
+                step=step - 1,
+                warmup_steps=optim_cfg.warmup_steps,
+                after_warmup_only=optim_cfg.clip_after_warmup,
             )
-        return self.reference, contextlib.nullcontext()
-
-    def update(self, batch: RolloutBatch, prep: Prepared, step: int, seed: int) -> dict[str, float]:
-        a, B = self.algo, len(batch)
-        sums: dict[str, float] = {}
-        n_steps = skipped = 0
-        g = torch.Generator().manual_seed(seed)
-        self.model.train()
-        for epoch in range(a.epochs):
-            perm = (
-                torch.randperm(B, generator=g).tolist()
-                if a.epochs > 1 or a.minibatches > 1
-                else list(range(B))
-            )
-            size = B // a.minibatches
-            for m in range(a.minibatches):
-                rows = perm[m * size : (m + 1) * size]
-                stats = self._minibatch(batch, prep, rows)
-                gn = clip_gradients(
-                    self.params,
-                    self.ocfg.grad_clip,
-                    step=step - 1,
-                    warmup_steps=self.ocfg.warmup_steps,
-                    after_warmup_only=self.ocfg.clip_after_warmup,
-                )
-                stats["policy/grad_norm"] = gn
-                if not (math.isfinite(gn) and math.isfinite(stats["loss/total"])):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    skipped += 1
-                else:
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                n_steps += 1
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
-        out = {k: v / n_steps for k, v in sums.items()}
-        out["train/skipped_updates"] = float(skipped)
-        out["train/optimizer_steps"] = float(n_steps - skipped)
-        return out
-
-    def _minibatch(self, batch: RolloutBatch, prep: Prepared, rows: list[int]):
-        norm = self.agg.normalizer(batch.mask[rows], max_len=self.max_new_tokens)
-        stats: dict[str, float] = {}
-        for micro in self._micro(batch, rows):
-            sub, T, out = self._forward(
-                self.model, batch, micro, with_hidden=self.value_head is not None
-            )
-            logp, entropy = out[0], out[1]  # (b, T)
-            mask = sub.mask[:, :T]
-            if prep.old_logp is None:  # on-policy: one mini-batch; measure mismatch here
-                old = logp.detach()
-                _accumulate(
-                    stats,
-                    mismatch_metrics(sub.sampler_logp[:, :T], old, mask),
-                    weight=float(mask.sum()) / max(norm.n_tokens, 1.0),
-                )
+            stats["policy/grad_norm"] = gn
+            if math.isfinite(gn) and math.isfinite(stats["loss/total"]):
+                optimizer.step()
             else:
-                old = prep.old_logp[micro, :T]
-            adv = sub.adv[:, :T] if sub.adv.dim() == 2 else sub.adv
-            ref = prep.ref_logp[micro, :T] if prep.ref_logp is not None else None
-            loss, s = total_loss(
-                logp,
-                old,
-                adv,
+                skipped += 1
+            optimizer.zero_grad(set_to_none=True)
+            n_steps += 1
+            _accumulate(sums, stats)
+    out = {k: v / n_steps for k, v in sums.items()}
+    out["train/skipped_updates"] = float(skipped)
+    out["train/optimizer_steps"] = float(n_steps - skipped)
+    return out
+
+
+def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, float]:
+    """Backward over the micro-batches of `rows`; the loss norm is the whole mini-batch's."""
+    norm = get_aggregation(algo.aggregation).normalizer(
+        batch.mask[rows], max_len=fwd.max_new_tokens
+    )
+    head, stats = policy.value_head, {}
+    for micro in _micro(batch, rows, fwd):
+        sub, T, out = _forward(policy.model, batch, micro, fwd, with_hidden=head is not None)
+        logp, entropy, mask = out[0], out[1], sub.mask[:, :T]  # (b, T)
+        if prep.old_logp is None:  # on-policy: one mini-batch; measure the mismatch here
+            old = logp.detach()
+            share = float(mask.sum()) / max(norm.n_tokens, 1.0)
+            _accumulate(stats, mismatch_metrics(sub.sampler_logp[:, :T], old, mask), share)
+        else:
+            old = prep.old_logp[micro, :T]  # (b, T)
+        adv = sub.adv[:, :T] if sub.adv.dim() == 2 else sub.adv  # (b, T) or (b,)
+        ref = prep.ref_logp[micro, :T] if prep.ref_logp is not None else None
+        loss, s = total_loss(logp, old, adv, mask, norm, loss_cfg, ref_logp=ref, entropy=entropy)
+        if head is not None:
+            values = head(out[2])  # (b, T)
+            vloss, vs = value_loss(
+                values,
+                prep.old_values[micro, :T],
+                sub.returns[:, :T],
                 mask,
                 norm,
-                aggregation=self.agg,
-                ref_logp=ref,
-                entropy=entropy,
-                kl_coef=self.algo.kl_coef,
-                kl_kind=self.algo.kl_kind,
-                entropy_coef=self.algo.entropy_coef,
-                clip_low=self.algo.clip_low,
-                clip_high=self.algo.clip_high,
-                dual_clip=self.algo.dual_clip,
-                ratio_level=self.algo.ratio_level,
+                clip=algo.value_clip,
+                aggregation=get_aggregation(algo.aggregation),
             )
-            if self.value_head is not None:
-                values = self.value_head(out[2])  # (b, T)
-                vloss, vs = value_loss(
-                    values,
-                    prep.old_values[micro, :T],
-                    sub.returns[:, :T],
-                    mask,
-                    norm,
-                    clip=self.algo.value_clip,
-                    aggregation=self.agg,
-                )
-                loss = loss + self.algo.value_coef * vloss
-                s.update(vs)
-            loss.backward()
-            _accumulate(stats, s)
-        return stats
+            loss = loss + algo.value_coef * vloss
+            s.update(vs)
+        loss.backward()
+        _accumulate(stats, s)
+    return stats
 
 
 def _accumulate(into: dict, new: dict, weight: float = 1.0) -> None:

@@ -1,7 +1,7 @@
-"""Reasoning diagnostics of a batch of completions (pure functions over text, no rewards).
+"""Text diagnostics of a batch of completions, computed by the scorer (pure functions over text).
 
-- `rollout/think_rate`: share of completions with a non-empty `<think>…</think>` section.
-- `rollout/length_correct`, `rollout/length_wrong`: mean token length of right / wrong answers.
+- `rollout/think_rate`: share of completions with a non-empty `<think>…</think>` section (read
+  with `envs.tags.reasoning`; with `prefilled` the prompt opened `<think>`).
 - `rollout/self_verify_rate`: share of reasonings containing a self-verification phrase
   ("wait", "let me check", "verify", "double-check", "re-check", "actually", "hmm"; English only).
 - `rollout/language_mix`: mean share of words in the reasoning's minority scripts (Latin,
@@ -9,14 +9,16 @@
 - `rollout/repetition`: mean share of repeated character 8-grams in the completions (1 - distinct /
   total), a cheap degeneration signal for the collapse alarm.
 
-These are signals for dashboards and alarms, not rewards: they never enter the loss.
+These are signals for dashboards and alarms, not rewards: they never enter the loss. Token lengths
+(`rollout/length_*`) are the trainer's: text does not know its tokenisation.
 """
 
 from __future__ import annotations
 
 import re
 
-THINK_RE = re.compile(r"<think>(.*?)</think>", re.S)
+from envs.tags import reasoning
+
 VERIFY_RE = re.compile(
     r"\b(wait|let me check|verify|double[- ]check|re-?check|actually|hmm)\b", re.I
 )
@@ -25,11 +27,6 @@ SCRIPT_RES = {
     "cyrillic": re.compile(r"[\u0400-\u04FF]+"),
     "han": re.compile(r"[\u3040-\u30FF\u4E00-\u9FFF]"),
 }
-
-
-def reasoning_of(text: str) -> str | None:
-    m = THINK_RE.search(text)
-    return m.group(1) if m else None
 
 
 def language_mix(text: str) -> float:
@@ -48,15 +45,11 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def rollout_diagnostics(
-    texts: list[str], correct: list[bool], lengths: list[int]
-) -> dict[str, float]:
-    reasonings = [reasoning_of(t) for t in texts]
-    thought = [r for r in reasonings if r and r.strip()]
+def text_diagnostics(texts: list[str], prefilled: bool = False) -> dict[str, float]:
+    """The `rollout/*` text signals above for a batch of completions."""
+    thought = [r for r in (reasoning(t, prefilled) for t in texts) if r]
     return {
         "rollout/think_rate": len(thought) / max(len(texts), 1),
-        "rollout/length_correct": _mean(n for n, c in zip(lengths, correct) if c),
-        "rollout/length_wrong": _mean(n for n, c in zip(lengths, correct) if not c),
         "rollout/self_verify_rate": _mean(bool(VERIFY_RE.search(r)) for r in thought)
         if thought
         else 0.0,
