@@ -1,35 +1,17 @@
 """`rlreason-eval`: evaluate a policy with several inference-time strategies; table, JSON, PNG, W&B.
 
-    rlreason-eval model=base env=arithmetic eval.n=16 eval.k=[1,4,16]
+    rlreason-eval model=base env=arithmetic eval.samples=16 eval.k=[1,4,16]
     rlreason-eval eval.run_dir=runs/r1_zero_tiny/<run>           # the run's latest checkpoint
     rlreason-eval model=local model.path=<dir> eval.adapter=<dir>  # base model + saved adapter
     rlreason-eval eval.templates=[tiny+cot,tiny+direct]            # chain of thought vs direct
 
-What is evaluated:
-- the model: the `model` group (base, scratch, local, hf), plus `eval.adapter` (a directory
-  written by `rlreason.model.lora.save_adapter`); or, with `eval.run_dir`, the model rebuilt from
-  the run's `config.yaml` (torch seeded with the run's seed first, as training did, so a scratch
-  base under LoRA comes back identical) with its latest `trainable.safetensors` loaded. The env
-  (name, options, template) and the rewards are then the run's own, as saved in its
-  `config.yaml`; `eval.run_env=false` evaluates on this command's `env`/`reward` instead (a
-  mismatch with the run's env is printed).
-- arms: one per `eval.templates` entry, `<template>` or `<template>+<prefill>`. A prefill
-  (`PREFILLS`: `cot` opens `<think>`, `direct` opens `<answer>`) is appended to the rendered prompt
-  and put back in front of each completion before scoring, so "think first" and "answer at once"
-  are compared on the same verifier (prompt engineering as inference-time scaling). Empty list:
-  the env's default template.
-- strategies (`STRATEGIES`): `sample` = greedy + `eval.n` samples at `eval.temperature` through
-  `rlreason.eval.runner.evaluate_policy` (pass@k, maj@k = self-consistency, best_of_k by total
-  reward, mean@k, greedy accuracy, per difficulty); `beam` = `rlreason.sampling.beam.beam_search` with
-  `eval.beam_width` / `eval.length_penalty` (accuracy of the best beam, "any beam correct",
-  format rate, length).
-Metric keys are `eval/<arm>/<metric>` with `_lo`/`_hi` percentile-bootstrap bounds over problems.
-
-Outputs in `eval.out` (default `<run_dir>/eval` or `runs/eval/<time>`): `eval.json` (metrics,
-resolved config, model source), `scaling.png` (pass@k and maj@k vs k of the first arm;
-`scaling_<arm>.png` for the others) and `metrics.jsonl`; the metrics also go to W&B (offline by
-default, `log.wandb.mode=disabled` turns it off). The schema is `EvalAppConfig` below, registered
-in Hydra's ConfigStore, so a typo in an override is an error.
+The policy is the `model` group plus `eval.adapter`, or with `eval.run_dir` the run's own model
+(rebuilt from its config.yaml, seeded as training was) with its latest trainable weights, env,
+template and rewards (`eval.run_env=false`: this command's). Arms are `eval.templates` entries,
+`<template>[+<prefill>]` (`PREFILLS`, put back in front of completions before scoring).
+Strategies (`STRATEGIES`): `sample` (greedy + `eval.samples` draws: pass@k, maj@k, best_of_k) and
+`beam`. Metrics `eval/<arm>/<metric>` with bootstrap `_lo`/`_hi`, written to `eval.out`
+(eval.json, scaling*.png, metrics.jsonl) and W&B. The schema is `EvalAppConfig`.
 
 Not here: metric definitions (rlreason.eval.metrics), sampling (rlreason.sampling.engine), training.
 """
@@ -42,50 +24,22 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from rlreason.config import ConfigError, EnvConfig, LogConfig, ModelConfig, RewardTerm
+from experiments.build import load_run_config
+from experiments.schema import EvalAppConfig, configured_rewards, env_options, register
+from rlreason.config import (
+    WANDB_MODES,
+    ConfigError,
+    EnvConfig,
+    EvalConfig,
+)
 
 PREFILLS: dict[str, str] = {"cot": "<think>", "direct": "<answer>"}
-
-
-@dataclass
-class EvalSettings:
-    n: int = 16  # sampled completions per problem
-    k: list[int] = field(default_factory=lambda: [1, 4, 16])
-    n_problems: int = 100  # first N tasks of the env's eval split
-    temperature: float = 1.0
-    top_k: Optional[int] = None
-    top_p: Optional[float] = None
-    max_new_tokens: int = 64
-    strategies: list[str] = field(default_factory=lambda: ["sample", "beam"])
-    beam_width: int = 4
-    length_penalty: float = 1.0
-    length_norm: str = "simple"  # rlreason.sampling.beam.LENGTH_PENALTIES key
-    templates: list[str] = field(default_factory=list)  # [] → the env's template
-    run_dir: Optional[str] = None  # evaluate this run's latest checkpoint
-    run_env: bool = True  # with run_dir: the run's env, template and rewards
-    adapter: Optional[str] = None  # a save_adapter directory applied to `model`
-    out: Optional[str] = None
-    seed: int = 1234  # sampling and bootstrap seed
-    batch_prompts: int = 64
-    n_boot: int = 1000
-
-
-@dataclass
-class EvalAppConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    reward: dict[str, RewardTerm] = field(default_factory=dict)
-    reward_gate: Optional[str] = None
-    eval: EvalSettings = field(default_factory=EvalSettings)
-    log: LogConfig = field(default_factory=LogConfig)
-    seed: int = 0  # torch seed before building the model (scratch init)
-    name: str = "eval"
 
 
 @dataclass
@@ -103,14 +57,17 @@ def check(cfg: EvalAppConfig) -> EvalAppConfig:
 
     s, e = cfg.eval, []
     rules = [
-        (s.n >= 1, f"eval.n={s.n}: must be >= 1"),
+        (s.samples >= 1, f"eval.samples={s.samples}: must be >= 1"),
         (
-            bool(s.k) and all(1 <= k <= s.n for k in s.k),
-            f"eval.k={list(s.k)}: each k in [1, eval.n={s.n}]",
+            bool(s.k) and all(1 <= k <= s.samples for k in s.k),
+            f"eval.k={list(s.k)}: each k in [1, eval.samples={s.samples}]",
         ),
         (s.n_problems >= 1, f"eval.n_problems={s.n_problems}: must be >= 1"),
         (s.temperature >= 0, f"eval.temperature={s.temperature}: must be >= 0"),
-        (s.max_new_tokens >= 1, f"eval.max_new_tokens={s.max_new_tokens}: must be >= 1"),
+        (
+            s.max_new_tokens is not None and s.max_new_tokens >= 1,
+            f"eval.max_new_tokens={s.max_new_tokens}: must be >= 1",
+        ),
         (
             bool(s.strategies) and set(s.strategies) <= set(STRATEGIES),
             f"eval.strategies={list(s.strategies)}: choose from {sorted(STRATEGIES)}",
@@ -122,8 +79,8 @@ def check(cfg: EvalAppConfig) -> EvalAppConfig:
         ),
         (not (s.run_dir and s.adapter), "eval.run_dir and eval.adapter: set one, not both"),
         (
-            cfg.log.wandb.mode in ("offline", "online", "disabled"),
-            f"log.wandb.mode={cfg.log.wandb.mode!r}: offline, online or disabled",
+            cfg.log.wandb.mode in WANDB_MODES,
+            f"log.wandb.mode={cfg.log.wandb.mode!r}: choose one of {list(WANDB_MODES)}",
         ),
     ]
     e += [msg for ok, msg in rules if not ok]
@@ -140,41 +97,23 @@ def check(cfg: EvalAppConfig) -> EvalAppConfig:
 # --------------------------------------------------------------------------- the model
 
 
-def _run_config(run_dir: Path):
-    """The run's saved training `Config` (its config.yaml merged onto the schema)."""
-    from omegaconf import OmegaConf
-
-    from rlreason.config import Config
-
-    saved_path = run_dir / "config.yaml"
-    if not saved_path.is_file():
-        raise ConfigError(f"eval.run_dir={run_dir}: no config.yaml there (not a run directory?)")
-    return OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved_path))
-    )
-
-
 def with_run_task(cfg: EvalAppConfig) -> EvalAppConfig:
     """With `eval.run_dir` and `eval.run_env`: cfg with the run's env, rewards and reward gate."""
     if not (cfg.eval.run_dir and cfg.eval.run_env):
         return cfg
-    saved = _run_config(Path(cfg.eval.run_dir))
+    saved = load_run_config(Path(cfg.eval.run_dir), "eval.run_dir")
     return dataclasses.replace(
         cfg, env=saved.env, reward=dict(saved.reward), reward_gate=saved.reward_gate
     )
 
 
 def _from_run(run_dir: Path):
-    from experiments.models import build_model
+    from experiments.build import build_policy
     from rlreason.checkpoint import latest_checkpoint, load_trainable
-    from rlreason.model.lora import apply_lora
 
-    saved = _run_config(run_dir)
+    saved = load_run_config(run_dir, "eval.run_dir")
     torch.manual_seed(saved.seed)  # as build_trainer does: same scratch base weights
-    model, tokenizer = build_model(saved.model)
-    if saved.lora.enabled:
-        lo = saved.lora
-        apply_lora(model, lo.rank, lo.alpha, tuple(lo.targets), lo.dropout, lo.rslora)
+    model, tokenizer = build_policy(saved.model, saved.lora)
     ckpt = latest_checkpoint(run_dir)
     load_trainable(model, ckpt / "trainable.safetensors")
     step = json.loads((ckpt / "state.json").read_text()).get("step", 0)
@@ -186,7 +125,7 @@ def _from_run(run_dir: Path):
             "checkpoint": str(ckpt),
             "step": step,
             "env": saved.env.name,
-            "env_options": dict(saved.env.options),
+            "env_options": env_options(saved.env),
         },
     )
 
@@ -212,9 +151,9 @@ def load_policy(cfg: EvalAppConfig):
 
 def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
     from envs.templates import get_template
-    from experiments.train import build_scorer
+    from experiments.scorer import build_scorer
 
-    arms = []
+    arms, cfg = [], dataclasses.replace(cfg, reward=configured_rewards(cfg.reward))
     for spec in cfg.eval.templates or [cfg.env.template or env.template]:
         name, _, prefill = spec.partition("+")
         try:
@@ -235,7 +174,7 @@ def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
     return arms
 
 
-def _sample(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, float]:
+def _sample(model, tokenizer, tasks, arm: Arm, s: EvalConfig) -> dict[str, float]:
     from rlreason.eval.runner import evaluate_policy
 
     return evaluate_policy(
@@ -244,7 +183,7 @@ def _sample(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, flo
         tasks,
         arm.render,
         arm.scorer,
-        samples=s.n,
+        samples=s.samples,
         temperature=s.temperature,
         max_new_tokens=s.max_new_tokens,
         stop_ids=arm.stop_ids,
@@ -258,7 +197,7 @@ def _sample(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, flo
     )
 
 
-def _beam(model, tokenizer, tasks, arm: Arm, s: EvalSettings) -> dict[str, float]:
+def _beam(model, tokenizer, tasks, arm: Arm, s: EvalConfig) -> dict[str, float]:
     from rlreason.eval.metrics import bootstrap_ci
     from rlreason.sampling.beam import beam_search
 
@@ -298,7 +237,7 @@ STRATEGIES: dict[str, Callable[..., dict[str, float]]] = {"sample": _sample, "be
 # --------------------------------------------------------------------------- the run
 
 
-def evaluate_arms(model, tokenizer, tasks, arms: list[Arm], s: EvalSettings) -> dict[str, float]:
+def evaluate_arms(model, tokenizer, tasks, arms: list[Arm], s: EvalConfig) -> dict[str, float]:
     """Every strategy on every arm; keys `eval/<metric>` become `eval/<arm>/<metric>`."""
     metrics: dict[str, float] = {}
     for arm in arms:
@@ -350,7 +289,7 @@ def _note_env_mismatch(info: dict, env_cfg: EnvConfig) -> None:
     """Print (never fail) when a run dir's training env differs from the env evaluated."""
     if "env" not in info:
         return
-    mine, theirs = dict(env_cfg.options), info["env_options"]
+    mine, theirs = env_options(env_cfg), info["env_options"]
     differ = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
     if info["env"] != env_cfg.name or differ:
         print(
@@ -363,16 +302,16 @@ def run(cfg: EvalAppConfig) -> dict:
     """Evaluate, print the table, write eval.json + scaling.png, log; return the JSON dict."""
     from omegaconf import OmegaConf
 
-    from envs.base import build_env
+    from experiments.build import build_env
     from rlreason.eval.metrics import format_table
 
     check(cfg)
-    cfg = with_run_task(cfg)
+    cfg = with_run_task(dataclasses.replace(cfg, reward=configured_rewards(cfg.reward)))
     t0 = time.perf_counter()
-    env = build_env(cfg.env.name, **dict(cfg.env.options))
+    env, _ = build_env(cfg)
     tasks = list(env.eval)[: cfg.eval.n_problems]
     if not tasks:
-        raise ConfigError(f"env {cfg.env.name!r} has no eval tasks (env.options.n_eval?)")
+        raise ConfigError(f"env {cfg.env.name!r} has no eval tasks (env.n_eval?)")
     model, tokenizer, info = load_policy(cfg)
     _note_env_mismatch(info, cfg.env)
     arms = build_arms(cfg, env, tokenizer)
@@ -410,12 +349,6 @@ def run(cfg: EvalAppConfig) -> dict:
     return result
 
 
-def register() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="eval_base_config", node=EvalAppConfig)
-
-
 def _hydra_main(cfg) -> None:
     from omegaconf import OmegaConf
 
@@ -429,7 +362,7 @@ def _hydra_main(cfg) -> None:
 def main() -> None:
     import hydra
 
-    register()
+    register()  # the schema: rlreason-eval's EvalAppConfig and one node per env
     conf = str(Path(__file__).resolve().parent / "conf")  # absolute: works from any cwd
     hydra.main(config_path=conf, config_name="eval", version_base=None)(_hydra_main)()
 

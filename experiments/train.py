@@ -23,9 +23,8 @@ from pathlib import Path
 
 import torch
 
+from experiments.scorer import build_scorer
 from rlreason.config import Config, ConfigError, validate
-
-FORMAT_REWARDS = ("format", "format_soft", "tag_count", "language")
 
 
 def _to_config(cfg) -> Config:
@@ -34,96 +33,23 @@ def _to_config(cfg) -> Config:
     return OmegaConf.to_object(cfg) if not isinstance(cfg, Config) else cfg
 
 
-def reward_spec(cfg: Config, env, template) -> tuple[dict, str | None]:
-    """{name: {"weight": w, **options}}: the env's default rewards updated by `cfg.reward`, and the gate.
-
-    A zero-weight term the env does not use by default is dropped (an ablation arm that zeroes
-    `language` must not add a language check to an env without one); a gate is always kept.
-    """
-    terms = {k: {"weight": w, "options": {}} for k, w in env.rewards.items()}
-    for name, term in cfg.reward.items():
-        if term.weight == 0 and name not in terms and name != cfg.reward_gate:
-            continue
-        terms[name] = {"weight": term.weight, "options": dict(term.options)}
-    spec = {}
-    for name, term in terms.items():
-        options = dict(term["options"])
-        if template.prefilled and name in FORMAT_REWARDS:
-            options.setdefault("prefilled", True)
-        spec[name] = {"weight": term["weight"], **options}
-    gate = cfg.reward_gate
-    if gate and gate not in spec:
-        raise ConfigError(
-            f"reward_gate={gate!r} names no reward component; add reward.{gate}.weight=0"
-        )
-    return spec, gate
-
-
-def answer_functions(env_name: str):
-    """(answer_fn, answer_key) for majority voting: math-style envs share rewards.math's."""
-    if env_name == "code":
-        return None, None
-    if env_name == "countdown":
-        from envs.countdown import final_answer
-
-        return final_answer, lambda a: a.replace(" ", "") if a else None
-    from rewards.math import canonical_answer, extract_answer
-
-    return extract_answer, canonical_answer
-
-
-def build_scorer(cfg, env, template):
-    """The reward composition and verdict logic for `env` rendered with `template`."""
-    from rewards.registry import build_composed
-    from rlreason.eval.runner import Scorer
-
-    spec, gate = reward_spec(cfg, env, template)
-    answer_fn, answer_key = answer_functions(cfg.env.name)
-    return Scorer(
-        build_composed(spec, gate=gate),
-        next(iter(env.rewards)),
-        "format" if "format" in spec else None,
-        answer_fn,
-        answer_key,
-    )
-
-
-def run_directory(cfg: Config, arm: str) -> Path:
-    if cfg.train.resume:
-        return Path(cfg.train.resume)
-    if cfg.log.run_dir:
-        return Path(cfg.log.run_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm or 'default'}-seed{cfg.seed}"
-
-
 def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
-    from envs.base import build_env
-    from envs.templates import get_template
-    from experiments.models import build_model
+    from experiments.build import build_env, build_policy, run_directory
+    from experiments.schema import configured_rewards
     from rlreason.checkpoint import latest_checkpoint
-    from rlreason.model.lora import apply_lora, count_parameters
+    from rlreason.model.lora import count_parameters
     from rlreason.rl.advantages import get_estimator
     from rlreason.rl.trainer import Trainer
     from rlreason.rl.value import ValueHead
     from rlreason.tracking import build_logger
 
     validate(cfg)
+    cfg.reward = configured_rewards(cfg.reward)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    env = build_env(cfg.env.name, **dict(cfg.env.options))
-    template = get_template(cfg.env.template or env.template)
-    model, tokenizer = build_model(cfg.model)
+    env, template = build_env(cfg)
+    model, tokenizer = build_policy(cfg.model, cfg.lora)
     set_cpu_threads(cfg.train.threads)
-    if cfg.lora.enabled:
-        apply_lora(
-            model,
-            cfg.lora.rank,
-            cfg.lora.alpha,
-            tuple(cfg.lora.targets),
-            cfg.lora.dropout,
-            cfg.lora.rslora,
-        )
     print(f"[rlreason] {count_parameters(model)}")
     scorer = build_scorer(cfg, env, template)
     run_dir = run_directory(cfg, arm)
@@ -188,15 +114,9 @@ def set_cpu_threads(threads: int | None) -> None:
 
 def resume_config(cfg: Config) -> Config:
     """On resume, the run's saved config wins; only train.resume / train.stop_after come from the CLI."""
-    from omegaconf import OmegaConf
+    from experiments.build import load_run_config
 
-    saved = Path(cfg.train.resume) / "config.yaml"
-    if not saved.is_file():
-        raise ConfigError(
-            f"train.resume={cfg.train.resume}: no config.yaml there (not a run directory?)"
-        )
-    base = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))
-    old: Config = OmegaConf.to_object(base)
+    old = load_run_config(Path(cfg.train.resume), "train.resume")
     old.train.resume, old.train.stop_after = cfg.train.resume, cfg.train.stop_after
     return old
 
@@ -205,9 +125,11 @@ def run(cfg: Config, arm: str = "") -> dict:
     from omegaconf import OmegaConf
 
     from experiments.report.summary import finish_run
+    from experiments.schema import configured_rewards
 
     if cfg.train.resume:
         cfg = resume_config(cfg)
+    cfg.reward = configured_rewards(cfg.reward)
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     t0 = time.perf_counter()
     trainer = build_trainer(cfg, arm, resolved)
@@ -248,9 +170,10 @@ def _hydra_main(cfg) -> None:
 
 def main() -> None:
     import hydra
-    from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="base_config", node=Config)
+    from experiments.schema import register
+
+    register()  # the schema: Config and one node per env
     conf = str(Path(__file__).resolve().parent / "conf")  # absolute: works from any cwd
     app = hydra.main(config_path=conf, config_name="config", version_base=None)(_hydra_main)
     app()

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+WANDB_MODES = ("offline", "online", "disabled")
+
 
 @dataclass
 class ModelConfig:
@@ -29,23 +32,18 @@ class ModelConfig:
 
 
 @dataclass
-class LoRASettings:
-    enabled: bool = False
+class LoRAConfig:
+    """LoRA adapters: the `lora.*` settings and the record `apply_lora` keeps on the model."""
+
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
     rslora: bool = False
-    targets: list[str] = field(
-        default_factory=lambda: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-    )
+    targets: tuple[str, ...] = LORA_TARGETS
+    enabled: bool = False  # training applies adapters only when true
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(self.targets)  # YAML lists arrive as lists
 
 
 @dataclass
@@ -109,11 +107,32 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    every: int = 20  # 0: only before and after training
-    n_problems: int = 200
-    samples: int = 4  # sampled completions per problem (T = sampling temp)
-    seed: int = 1234
-    max_new_tokens: Optional[int] = None  # None: sampling.max_new_tokens
+    """`eval.*` of both commands: rlreason-train's periodic evals and rlreason-eval.
+
+    Training evals sample at `sampling.*` (temperature, top_k, top_p); rlreason-eval at the
+    `eval.*` ones, with its strategies, arms and outputs (experiments/eval.py).
+    """
+
+    samples: int = 4  # sampled completions per problem
+    n_problems: int = 200  # first N tasks of the env's eval split
+    max_new_tokens: Optional[int] = None  # None: sampling.max_new_tokens (64 in rlreason-eval)
+    seed: int = 1234  # sampling and bootstrap seed
+    every: int = 20  # training: eval every N steps (0: only before and after training)
+    k: list[int] = field(default_factory=lambda: [1, 4, 16])
+    temperature: float = 1.0
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    strategies: list[str] = field(default_factory=lambda: ["sample", "beam"])
+    beam_width: int = 4
+    length_penalty: float = 1.0
+    length_norm: str = "simple"  # rlreason.sampling.beam.LENGTH_PENALTIES key
+    templates: list[str] = field(default_factory=list)  # [] -> the env's template
+    run_dir: Optional[str] = None  # evaluate this run's latest checkpoint
+    run_env: bool = True  # with run_dir: the run's env, template and rewards
+    adapter: Optional[str] = None  # a save_adapter directory applied to `model`
+    out: Optional[str] = None  # output directory
+    batch_prompts: int = 64
+    n_boot: int = 1000
 
 
 @dataclass
@@ -137,21 +156,22 @@ class LogConfig:
 
 @dataclass
 class EnvConfig:
+    """The env's name and template; experiments/schema.py adds each env's own options."""
+
     name: str = "arithmetic"
-    options: dict[str, Any] = field(default_factory=dict)
     template: Optional[str] = None  # None: the env's default template
 
 
 @dataclass
 class RewardTerm:
-    weight: float = 1.0
+    weight: Optional[float] = None  # None: not configured (the env's default weight, if any)
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    lora: LoRASettings = field(default_factory=LoRASettings)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -176,8 +196,9 @@ def _check(ok: bool, msg: str, errors: list[str]) -> None:
 
 def validate(cfg: Config) -> Config:
     """Raise ConfigError listing every invalid setting (and the fix) before any work starts."""
+    from rlreason.model.hf.load import DTYPES
     from rlreason.rl.advantages import ADVANTAGES
-    from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS
+    from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
 
     a, t, o, e = cfg.algo, cfg.train, cfg.optim, []
     _check(
@@ -196,8 +217,8 @@ def validate(cfg: Config) -> Config:
         e,
     )
     _check(
-        a.ratio_level in ("token", "sequence"),
-        f"algo.ratio_level={a.ratio_level!r}: token or sequence",
+        a.ratio_level in RATIO_LEVELS,
+        f"algo.ratio_level={a.ratio_level!r}: choose one of {list(RATIO_LEVELS)}",
         e,
     )
     group_estimator = a.advantage in ADVANTAGES and not ADVANTAGES[a.advantage].needs_value
@@ -251,13 +272,13 @@ def validate(cfg: Config) -> Config:
     _check(cfg.sampling.temperature >= 0, "sampling.temperature must be >= 0", e)
     _check(cfg.sampling.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1", e)
     _check(
-        cfg.log.wandb.mode in ("offline", "online", "disabled"),
-        f"log.wandb.mode={cfg.log.wandb.mode!r}: offline, online or disabled",
+        cfg.log.wandb.mode in WANDB_MODES,
+        f"log.wandb.mode={cfg.log.wandb.mode!r}: choose one of {list(WANDB_MODES)}",
         e,
     )
     _check(
-        cfg.model.dtype in ("float32", "bfloat16"),
-        f"model.dtype={cfg.model.dtype!r}: float32 or bfloat16",
+        cfg.model.dtype in DTYPES,
+        f"model.dtype={cfg.model.dtype!r}: choose one of {sorted(DTYPES)}",
         e,
     )
     if e:

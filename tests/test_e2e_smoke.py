@@ -21,12 +21,11 @@ TINY_BASE = PretrainConfig(
 def compose(overrides):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from rlreason.config import Config
+    from experiments.schema import register
 
-    ConfigStore.instance().store(name="base_config", node=Config)
+    register()
     with initialize_config_dir(str(Path("experiments/conf").resolve()), version_base=None):
         return OmegaConf.to_object(hydra_compose("config", overrides=overrides))
 
@@ -51,8 +50,8 @@ def test_the_default_experiment_writes_a_consistent_run_directory(tmp_path):
             "train.progress=false",
             "log.samples_every=1",
             f"log.run_dir={run_dir}",
-            "env.options.n_train=60",
-            "env.options.n_eval=20",
+            "env.n_train=60",
+            "env.n_eval=20",
         ]
     )
     assert cfg.name == "r1_zero_tiny" and cfg.log.wandb.mode == "offline"

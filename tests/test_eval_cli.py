@@ -16,10 +16,10 @@ TINY = [
     "model.n_head=2",
     "model.d_model=32",
     "model.max_seq_len=64",
-    "env.options.digits=2",
-    "env.options.n_train=10",
-    "env.options.n_eval=4",
-    "eval.n=4",
+    "env.digits=2",
+    "env.n_train=10",
+    "env.n_eval=4",
+    "eval.samples=4",
     "eval.k=[1,2,4]",
     "eval.n_problems=4",
     "eval.max_new_tokens=10",
@@ -33,7 +33,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def compose_eval(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from experiments.eval import register
+    from experiments.schema import register
 
     register()
     with initialize_config_dir(CONF, version_base=None):
@@ -107,7 +107,7 @@ def test_a_direct_prefill_is_put_back_in_front_of_the_completion_before_scoring(
     from rlreason.model.tokenizer import CharTokenizer
 
     tok = CharTokenizer()
-    cfg = compose_eval("eval.templates=[tiny,tiny+direct]", "eval.n=2", "eval.k=[1,2]")
+    cfg = compose_eval("eval.templates=[tiny,tiny+direct]", "eval.samples=2", "eval.k=[1,2]")
     env = build_env("arithmetic", digits=2, n_train=4, n_eval=4)
     arms = build_arms(cfg, env, tok)
     tasks = [Task("5+7=", "12"), Task("3+9=", "12")]
@@ -120,12 +120,13 @@ def test_a_direct_prefill_is_put_back_in_front_of_the_completion_before_scoring(
 
 
 def train_tiny_run(run_dir: Path, lora: bool):
+    from experiments.schema import env_config
     from experiments.train import build_trainer
 
     cfg = Config()
     cfg.model.source, cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model = "scratch", 1, 2, 32
     cfg.model.max_seq_len, cfg.lora.enabled, cfg.lora.rank, cfg.seed = 64, lora, 2, 5
-    cfg.env.options = {"digits": 2, "n_train": 8, "n_eval": 4}
+    cfg.env = env_config("arithmetic", digits=2, n_train=8, n_eval=4)
     cfg.sampling.max_new_tokens = 6
     cfg.train.steps, cfg.train.prompts_per_step, cfg.train.progress, cfg.train.save_every = (
         2,
@@ -193,11 +194,12 @@ def test_run_dir_evaluates_on_the_runs_own_env_and_rewards_unless_run_env_is_fal
 
     train_tiny_run(tmp_path / "run", lora=False)
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
-    cfg = with_run_task(compose_eval(f"eval.run_dir={tmp_path / 'run'}", "env.options.n_eval=7"))
+    cfg = with_run_task(compose_eval(f"eval.run_dir={tmp_path / 'run'}", "env.n_eval=7"))
     assert cfg.env.name == saved.env.name
-    assert dict(cfg.env.options) == dict(saved.env.options)  # the command's n_eval=7 ignored
-    assert sorted(cfg.reward) == sorted(saved.reward)
-    mine = compose_eval(
-        f"eval.run_dir={tmp_path / 'run'}", "eval.run_env=false", "env.options.n_eval=7"
+    assert cfg.env.n_eval == saved.env.n_eval == 4  # the command's n_eval=7 ignored
+    assert OmegaConf.to_container(OmegaConf.structured(cfg.env)) == OmegaConf.to_container(
+        saved.env
     )
-    assert with_run_task(mine).env.options["n_eval"] == 7
+    assert sorted(cfg.reward) == sorted(saved.reward)
+    mine = compose_eval(f"eval.run_dir={tmp_path / 'run'}", "eval.run_env=false", "env.n_eval=7")
+    assert with_run_task(mine).env.n_eval == 7

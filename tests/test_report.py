@@ -312,12 +312,11 @@ def test_load_run_requires_a_config_for_comparisons(tmp_path):
 
 def test_ablation_recipe_sweeps_reward_arms_and_seeds_on_top_of_r1_zero_tiny():
     from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from rlreason.config import Config
+    from experiments.schema import register
 
-    ConfigStore.instance().store(name="base_config", node=Config)
+    register()
     conf = Path(__file__).resolve().parents[1] / "experiments" / "conf"
     with initialize_config_dir(str(conf), version_base=None):
         sweep = compose("config", overrides=["experiment=ablate_rewards"], return_hydra_config=True)
@@ -348,13 +347,17 @@ def test_ablation_recipe_sweeps_reward_arms_and_seeds_on_top_of_r1_zero_tiny():
         "name": "ablate_rewards",
     }  # everything else from r1_zero_tiny
     weights = {
-        arm: ({k: v["weight"] for k, v in c["reward"].items()}, c["reward_gate"])
+        arm: (
+            {k: v["weight"] for k, v in c["reward"].items() if v["weight"] is not None},
+            c["reward_gate"],
+        )
         for arm, c in arms.items()
     }
-    assert weights["accuracy_only"] == ({"math": 1.0, "format": 0.0, "language": 0.0}, None)
-    assert weights["env_default"] == ({"math": 1.0, "format": 0.1}, None)
-    assert weights["gated"] == ({"math": 1.0, "format": 0.0}, "format")
-    assert weights["language"] == ({"math": 1.0, "format": 0.1, "language": 0.1}, None)
+    # the env's own defaults (math 1.0, format 0.1) live in its module, not in the config
+    assert weights["accuracy_only"] == ({"format": 0.0, "language": 0.0}, None)
+    assert weights["env_default"] == ({}, None)
+    assert weights["gated"] == ({"format": 0.0}, "format")
+    assert weights["language"] == ({"format": 0.1, "language": 0.1}, None)
     assert (
         lingual["env"]["name"] == "multilingual" and lingual["reward"]["language"]["weight"] == 0.0
     )

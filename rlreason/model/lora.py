@@ -29,16 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass
-class LoRAConfig:
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    rslora: bool = False
-    targets: tuple[str, ...] = DEFAULT_TARGETS
+from rlreason.config import LORA_TARGETS, LoRAConfig
 
 
 class LoRALinear(nn.Module):
@@ -106,7 +97,7 @@ def apply_lora(
     model: nn.Module,
     rank: int = 8,
     alpha: float = 16.0,
-    targets=DEFAULT_TARGETS,
+    targets=LORA_TARGETS,
     dropout: float = 0.0,
     rslora: bool = False,
 ) -> nn.Module:
@@ -122,7 +113,7 @@ def apply_lora(
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha, dropout, rslora))
-    model.lora_config = LoRAConfig(rank, alpha, dropout, rslora, tuple(targets))
+    model.lora_config = LoRAConfig(rank, alpha, dropout, rslora, tuple(targets), enabled=True)
     return model
 
 

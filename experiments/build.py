@@ -1,0 +1,63 @@
+"""Builders shared by `rlreason-train` and `rlreason-eval`: env, template, policy, run dir.
+
+Each turns one part of the typed config into the object it names: the env and its template
+(`env.*`), the model with its LoRA adapters (`model.*`, `lora.*`), the run directory and a run's
+saved config. The scorer (`reward.*`) is experiments/scorer.py's. This module runs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rlreason.config import Config, ConfigError, LoRAConfig, ModelConfig
+
+
+def build_env(cfg):
+    """(env, template) for `cfg.env`: the registered env built from its typed options."""
+    from envs.base import build_env as make_env
+    from envs.templates import get_template
+    from experiments.schema import env_options
+
+    env = make_env(cfg.env.name, **env_options(cfg.env))
+    try:
+        template = get_template(cfg.env.template or env.template)
+    except KeyError as e:
+        raise ConfigError(f"env.template={cfg.env.template!r}: {e.args[0]}") from e
+    return env, template
+
+
+def build_policy(model_cfg: ModelConfig, lora: LoRAConfig):
+    """(model, tokenizer) from `model.*`, with LoRA adapters applied when `lora.enabled`."""
+    from experiments.models import build_model
+    from rlreason.model.lora import apply_lora
+
+    model, tokenizer = build_model(model_cfg)
+    if lora.enabled:
+        apply_lora(model, lora.rank, lora.alpha, tuple(lora.targets), lora.dropout, lora.rslora)
+    return model, tokenizer
+
+
+def run_directory(cfg: Config, arm: str) -> Path:
+    """train.resume, else log.run_dir, else log.out_dir/<name>/<time>-<arm>-seed<seed>."""
+    if cfg.train.resume:
+        return Path(cfg.train.resume)
+    if cfg.log.run_dir:
+        return Path(cfg.log.run_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm or 'default'}-seed{cfg.seed}"
+
+
+def load_run_config(run_dir: Path, key: str) -> Config:
+    """A run's saved `config.yaml` merged onto the schema (its env's typed node included)."""
+    from omegaconf import OmegaConf
+
+    from experiments.schema import env_node
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{key}={run_dir}: no config.yaml there (not a run directory?)")
+    saved = OmegaConf.load(path)
+    schema = OmegaConf.structured(Config)
+    schema.env = OmegaConf.structured(env_node(saved.get("env", {}).get("name", "arithmetic")))
+    return OmegaConf.to_object(OmegaConf.merge(schema, saved))
