@@ -97,7 +97,12 @@ def spy_total_loss(monkeypatch) -> list[dict]:
 
     def spy(logp, old_logp, adv, mask, norm, settings, **kw):
         calls.append(
-            {"logp": logp.detach().clone(), "old": old_logp.detach().clone(), "mask": mask.clone()}
+            {
+                "logp": logp.detach().clone(),
+                "old": old_logp.detach().clone(),
+                "mask": mask.clone(),
+                "settings": settings,
+            }
         )
         return real(logp, old_logp, adv, mask, norm, settings, **kw)
 
