@@ -14,9 +14,8 @@ from collections.abc import Callable
 import torch
 
 from rlreason.model.gpt import GPT, GPTConfig
+from rlreason.model.hf.load import DTYPES  # the model.dtype choices validate() checks
 from rlreason.model.tokenizer import CharTokenizer
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _need_path(cfg) -> str:

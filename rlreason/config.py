@@ -3,9 +3,10 @@
 These dataclasses are the schema; Hydra (experiments/) only selects and overrides them, and
 registers them in its ConfigStore so a typo in an override is an error. `validate(cfg)` checks
 combinations before any work starts and says what to change. Registries are consulted by name
-(advantage estimators, aggregation modes, KL estimators), never by `if` chains.
+(advantage estimators, aggregations, KL kinds, ratio levels, dtypes), never by `if` chains;
+`env` is the base of the per-env nodes experiments/schema.py generates from the env registry.
 
-Not here: building objects from the config (experiments/train.py), the loop (rl/trainer.py).
+Not here: building objects from the config (experiments/build.py), the loop (rl/trainer.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ModelConfig:
     n_head: int = 4
     d_model: int = 128
     max_seq_len: int = 256
-    dtype: str = "float32"  # float32 | bfloat16
+    dtype: str = "float32"  # a rlreason.model.hf.load.DTYPES key
     device: str = "auto"  # auto | cpu | cuda
     gradient_checkpointing: bool = False
 
