@@ -1,15 +1,15 @@
 """`rlreason-train`: the Hydra app that builds a run from config and hands it to the Trainer.
 
 `rlreason-train` alone runs `experiment=r1_zero_tiny` (the built-in R1-Zero demo on CPU). Every
-override is checked against the typed schema (`rlreason.config.Config`, registered in Hydra's
-ConfigStore), then `validate` rejects invalid combinations before any work starts. Reward
+override is checked against the typed schema (`rlreason.config.Config` with one `env` node per
+registered env, experiments/schema.py), then `validate` rejects invalid combinations. Reward
 ablations are multiruns: `rlreason-train -m reward.format.weight=0,0.1 seed=1,2,3` puts the arms in
 one W&B group (the experiment name) with the arm in each run's name.
 
-This module only composes: env (envs), template, model (+ LoRA), rewards (rewards), scorer,
-logger, trainer; then writes `config.yaml`, `model.json` (the model actually built: for
-`model.source=base/local/hf` its architecture comes from the checkpoint, not from the `model.*`
-shape fields), `summary.json` and `report.md` into the run directory.
+This module only composes (builders in experiments/build.py and scorer.py): env, template, model
+(+ LoRA), scorer, logger, trainer; then writes `config.yaml`, `model.json` (the model actually
+built: for `model.source=base/local/hf` its architecture comes from the checkpoint, not from the
+`model.*` shape fields), `summary.json` and `report.md` into the run directory.
 """
 
 from __future__ import annotations
