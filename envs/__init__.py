@@ -3,6 +3,7 @@
 - `envs.base`: `Task`, the `Env` protocol, the `ENVS` registry and `build_env(name, **kwargs)`;
 - `envs.arithmetic`, `envs.countdown`, `envs.code`, `envs.multilingual`: built-in synthetic envs;
 - `envs.jsonl`: GSM8K / MATH / code-with-tests files; `envs.templates`: prompt templates;
+- `envs.tags`: the one parser of `<think>`, `<answer>` and `\\boxed{}` (rewards read tags here);
 - `envs.preview`: print rendered prompts of an env, validate a JSONL file (`python -m envs.preview`).
 
 Env modules are imported lazily, on first `build_env` of their name.

@@ -2,8 +2,9 @@
 
 `rewards.base` holds the contract and the weighted composition (`ComposedReward`, `RewardOutput`,
 `Scores`); `rewards.registry` maps config names to lazily imported rewards (`build_reward`,
-`build_composed`). Individual rewards live in their own modules (format, language, length, math,
-code) and are imported only when used; this package imports nothing heavy and no env modules.
+`build_composed`); `rewards.scoring` builds an env's scorer (`build_scorer`). Individual rewards
+live in their own modules (format, language, length, math, code) and are imported only when used;
+this package imports nothing heavy; tags are read with the parser in `envs.tags`.
 """
 
 from rewards.base import ComposedReward, RewardFn, RewardOutput, Scores

@@ -22,7 +22,7 @@ ja means Han or Kana; ru means Cyrillic. Regional suffixes are ignored (`zh-CN` 
 
 `language_reward` picks the target per sample: the factory's `target` (config) if set, else
 `task.meta["lang"]`, else `detect_language(task.prompt)`. The reasoning comes from
-`rewards.format.split_completion`; when there is no closed think block the whole completion
+`envs.tags.reasoning`; when there is no closed think block the whole completion
 (tags removed) is scored, so that format and language stay separate components.
 
 Not done here: telling languages of one script apart, or any model-based language ID.
@@ -37,7 +37,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from rewards.format import TAG_RE, split_completion
+from envs.tags import TAG_RE, reasoning
 
 if TYPE_CHECKING:
     from envs.base import Task
@@ -170,10 +170,8 @@ def detect_language(text: str, default: str = "en") -> str:
 
 
 def _reasoning_text(completion: str, prefilled: bool) -> str:
-    reasoning, _ = split_completion(completion, prefilled)
-    if reasoning is None:
-        reasoning = completion
-    return TAG_RE.sub(" ", reasoning)
+    text = reasoning(completion, prefilled)
+    return TAG_RE.sub(" ", completion if text is None else text)
 
 
 def language_reward(

@@ -6,7 +6,8 @@ from fractions import Fraction
 import pytest
 
 from envs.base import build_env
-from envs.countdown import check, countdown_reward, final_answer, make_task
+from envs.countdown import check, countdown_reward, make_task
+from envs.tags import final_answer
 
 NUMS = [3, 7, 25, 50]
 

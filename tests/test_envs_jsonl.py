@@ -5,9 +5,10 @@ import json
 import pytest
 
 from envs.base import build_env
-from envs.jsonl import JsonlError, gsm8k_answer, last_boxed, read_jsonl
+from envs.jsonl import JsonlError, gsm8k_answer, read_jsonl
 from envs.preview import main as preview_main
 from envs.preview import validate_file
+from envs.tags import last_boxed
 
 
 @pytest.mark.parametrize(

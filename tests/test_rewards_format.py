@@ -1,11 +1,9 @@
 import pytest
 
 from envs.base import Task
+from envs.tags import is_soft_format, is_strict_format, split_completion
 from rewards.format import (
-    is_soft_format,
-    is_strict_format,
     soft_format_reward,
-    split_completion,
     strict_format_reward,
     tag_count_reward,
     tag_count_score,
