@@ -67,10 +67,10 @@ class Env(Protocol):
     `train` / `eval` are indexable with `len()`; `template` names the default entry of
     `envs.templates.TEMPLATES`. Declared once, by the env (`TaskSet` fields, read by
     `rewards.scoring`): `rewards`, component name -> default weight (reward-registry names, or
-    names in `reward_fns`); `accuracy`, the component that decides correctness (None: the first
-    of `rewards`); `reward_fns`, rewards the env defines itself, name -> "module:attr"; `vote`,
-    "module:attr" paths of the answer extractor and the answer key for majority voting (None:
-    answers do not vote). Paths are strings so that envs never import rewards.
+    a reward the env module defines itself, listed in its `EnvSpec.rewards`); `accuracy`, the
+    component that decides correctness (None: the first of `rewards`); `vote`, "module:attr"
+    paths of the answer extractor and the answer key for majority voting (None: answers do not
+    vote). Paths are strings so that envs never import rewards.
     """
 
     name: str
@@ -96,7 +96,6 @@ class TaskSet:
     config: Any = None
     accuracy: str | None = None  # the reward that decides correctness (None: the first reward)
     vote: tuple[str, str] | None = None  # "module:attr" answer extractor and answer key
-    reward_fns: dict[str, str] = field(default_factory=dict)  # own rewards: name -> "module:attr"
 
     def __repr__(self) -> str:  # the splits are long; keep logs readable
         return (
@@ -107,10 +106,12 @@ class TaskSet:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """A registry entry: a config dataclass and a pure `build(config) -> Env`."""
+    """A registry entry: a config dataclass, a pure `build(config) -> Env`, and the rewards the
+    env module defines itself (name -> "module:attr"), found by `rewards.registry` by name."""
 
     config: type
     build: Callable[[Any], Env]
+    rewards: dict[str, str] = field(default_factory=dict)
 
 
 # Lazy "module:attr" paths so importing `envs.base` stays cheap and free of import cycles.

@@ -84,7 +84,9 @@ def build(cfg: CodeConfig) -> TaskSet:
             f"max_difficulty={cfg.max_difficulty}, kinds={cfg.kinds}"
         )
     train, eval_ = shuffle_split(pool, cfg.n_eval, cfg.seed)
-    return TaskSet("code", train, eval_, {"code": 1.0, "format": 0.1}, cfg.template, cfg)
+    return TaskSet(
+        "code", train, eval_, {"code": 1.0, "format": 0.1}, cfg.template, cfg, accuracy="code"
+    )
 
 
 ENV = EnvSpec(config=CodeConfig, build=build)

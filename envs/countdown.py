@@ -177,11 +177,12 @@ def build(cfg: CountdownConfig) -> TaskSet:
         cfg,
         accuracy="countdown",
         vote=("envs.tags:final_answer", "envs.countdown:answer_key"),
-        reward_fns={"countdown": "envs.countdown:countdown_reward"},
     )
 
 
-ENV = EnvSpec(config=CountdownConfig, build=build)
+ENV = EnvSpec(
+    config=CountdownConfig, build=build, rewards={"countdown": "envs.countdown:countdown_reward"}
+)
 
 
 # --------------------------------------------------------------------------- reward

@@ -1,8 +1,9 @@
 """Reward registry: names picked from config -> reward callables, and composition from a spec.
 
 `REWARDS` maps a name to a lazy import path `"module:attr"` (or to a callable registered at run
-time), so importing this module imports no reward module and no env: `build_reward("countdown")`
-imports `envs.countdown` only when asked.
+time), so importing this module imports no reward module and no env. It holds the rewards every
+env can use; a reward an env module defines itself is declared in its `EnvSpec.rewards` and found
+here by name (`env_rewards`, `reward_names`), so this registry never names an env.
 
 Convention for options (`build_reward(name, **kwargs)`):
 - a target whose name starts with `make_` is a factory: `make_x(**kwargs) -> RewardFn` is called
@@ -40,7 +41,6 @@ REWARDS: dict[str, str | Callable[..., Any]] = {
     "cosine_length": "rewards.length:make_cosine_length_reward",
     "math": "rewards.math:math_reward",
     "code": "rewards.code:code_reward",
-    "countdown": "envs.countdown:countdown_reward",
 }
 
 
@@ -72,11 +72,28 @@ def register_reward(
     REWARDS[name] = target
 
 
+def env_rewards() -> dict[str, str]:
+    """name -> "module:attr" of the rewards envs define themselves (`EnvSpec.rewards` of every
+    registered env; importing the env modules, which are pure Python)."""
+    from envs.base import ENVS, env_spec
+
+    found: dict[str, str] = {}
+    for env in list(ENVS):
+        found.update(env_spec(env).rewards)
+    return found
+
+
+def reward_names() -> list[str]:
+    """Every name `build_reward` accepts: the registry's and the envs' own rewards."""
+    return sorted({*REWARDS, *env_rewards()})
+
+
 def resolve_reward(name: str) -> Callable[..., Any]:
-    """The object registered under `name`, importing its module if needed."""
-    if name not in REWARDS:
-        raise ValueError(f"unknown reward {name!r}; known rewards: {sorted(REWARDS)}")
-    target = REWARDS[name]
+    """The object registered under `name` (else an env's own reward of that name, else a
+    "module:attr" path), importing its module if needed."""
+    target = REWARDS.get(name) or env_rewards().get(name) or (name if ":" in name else None)
+    if target is None:
+        raise ValueError(f"unknown reward {name!r}; known rewards: {reward_names()}")
     if callable(target):
         return target
     module_name, _, attr = target.partition(":")

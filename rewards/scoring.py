@@ -2,9 +2,9 @@
 
 `build_scorer(env, template, overrides, gate)` composes the env's default rewards (declared once,
 in the env module) with config overrides `{name: (weight, options)}`. The env also says which
-reward decides correctness (`env.accuracy`; default: its first reward), which rewards it defines
-itself (`env.reward_fns`: component name -> "module:attr") and how answers vote (`env.vote`: lazy
-"module:attr" paths of an answer extractor and an answer key, or None). When the template
+reward decides correctness (`env.accuracy`; default: its first reward) and how answers vote
+(`env.vote`: lazy "module:attr" paths of an answer extractor and an answer key, or None); a
+reward the env defines itself is found by name through `rewards.registry`. When the template
 pre-fills `<think>`, every reward whose signature accepts `prefilled` gets `prefilled=True`, and
 the format and reasoning checks read completions that way too. `Scorer(texts, tasks)` returns
 `Verdicts`, the shape `rlreason.scoring.Scored` describes.
@@ -113,11 +113,8 @@ def reward_spec(
         if weight == 0 and name not in terms and name != gate:
             continue
         terms[name] = (weight, dict(options))
-    own = dict(getattr(env, "reward_fns", None) or {})
     spec = {}
     for name, (weight, options) in terms.items():
-        if name in own:
-            options.setdefault("reward", own[name])
         if getattr(template, "prefilled", False) and _accepts(
             options.get("reward", name), "prefilled"
         ):

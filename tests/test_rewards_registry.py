@@ -152,3 +152,11 @@ def test_gated_names_are_passed_through():
     # empty blocks: strict fails, so tag_count (1.0) is gated off; format_soft (1.0) is not
     assert reward(["<think></think><answer></answer>"], TASKS[:1]).total == [1.0]
     assert reward.gated == ("tag_count",)
+
+
+def test_a_reward_an_env_defines_itself_is_found_by_name_not_listed_in_the_registry():
+    from rewards.registry import REWARDS, env_rewards, resolve_reward, reward_names
+
+    assert "countdown" not in REWARDS and "countdown" in reward_names()
+    assert env_rewards()["countdown"] == "envs.countdown:countdown_reward"
+    assert resolve_reward("countdown").__name__ == "countdown_reward"
