@@ -119,9 +119,9 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     from envs.base import ENVS
-    from rewards.registry import REWARDS
+    from rewards.registry import reward_names
 
-    unset = {name: RewardTerm() for name in REWARDS}
+    unset = {name: RewardTerm() for name in reward_names()}
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config(reward=dict(unset)))
     store.store(name="eval_base_config", node=EvalAppConfig(reward=dict(unset)))
