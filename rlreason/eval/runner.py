@@ -11,6 +11,7 @@ Not here: the metric definitions (metrics.py), plots (plots.py), the CLI (experi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,14 +32,17 @@ def _run(
     model,
     tokenizer,
     prompts,
+    *,
     n,
     temperature,
+    seed,
     sampling,
     max_new_tokens,
     stop_ids,
-    seed,
     batch_prompts,
+    prefix,
 ):
+    """Completions (with `prefix` put back in front) and their token lengths, prompt-major."""
     texts, lengths = [], []
     for i in range(0, len(prompts), batch_prompts):
         r = generate(
@@ -53,9 +57,28 @@ def _run(
             seed=seed + i,
             tokenizer=tokenizer,
         )
-        texts += r.texts
+        texts += [prefix + t for t in r.texts]
         lengths += [len(c) for c in r.completion_ids]
     return texts, lengths
+
+
+def _records(tasks: list, samples: int, s, s_len: list[int], g) -> list[ProblemRecord]:
+    """One record per task from the sampled verdicts `s` and the greedy verdicts `g`."""
+    records = []
+    for i, task in enumerate(tasks):
+        sl = slice(i * samples, (i + 1) * samples)
+        records.append(
+            ProblemRecord(
+                correct=s.correct[sl],
+                answers=s.answers[sl],
+                scores=list(s.total[sl]),
+                format_ok=s.format_ok[sl],
+                lengths=s_len[sl],
+                difficulty=(getattr(task, "meta", None) or {}).get("difficulty"),
+                greedy_correct=g.correct[i],
+            )
+        )
+    return records
 
 
 def evaluate_policy(
@@ -81,42 +104,27 @@ def evaluate_policy(
     pre-filled `<answer>`); it is put back in front of every completion before scoring."""
     tasks = list(tasks)
     prompts = [tokenizer.encode(render(t)) for t in tasks]
-    sampling = {"top_k": top_k, "top_p": top_p}
-    g_texts, g_len = _run(
-        model, tokenizer, prompts, 1, 0.0, sampling, max_new_tokens, stop_ids, seed, batch_prompts
-    )
-    g_texts = [completion_prefix + t for t in g_texts]
-    g = scorer(g_texts, tasks)
-    s_texts, s_len = _run(
+    run = functools.partial(
+        _run,
         model,
         tokenizer,
         prompts,
-        samples,
-        temperature,
-        sampling,
-        max_new_tokens,
-        stop_ids,
-        seed + 1,
-        batch_prompts,
+        sampling={"top_k": top_k, "top_p": top_p},
+        max_new_tokens=max_new_tokens,
+        stop_ids=stop_ids,
+        batch_prompts=batch_prompts,
+        prefix=completion_prefix,
     )
-    s_texts = [completion_prefix + t for t in s_texts]
+    g_texts, g_len = run(n=1, temperature=0.0, seed=seed)
+    g = scorer(g_texts, tasks)
+    s_texts, s_len = run(n=samples, temperature=temperature, seed=seed + 1)
     s = scorer(s_texts, [t for t in tasks for _ in range(samples)])
-    records = []
-    for i, task in enumerate(tasks):
-        sl = slice(i * samples, (i + 1) * samples)
-        records.append(
-            ProblemRecord(
-                correct=s.correct[sl],
-                answers=s.answers[sl],
-                scores=list(s.total[sl]),
-                format_ok=s.format_ok[sl],
-                lengths=s_len[sl],
-                difficulty=(getattr(task, "meta", None) or {}).get("difficulty"),
-                greedy_correct=g.correct[i],
-            )
-        )
     metrics = summarize(
-        records, ks or _powers_of_two(samples), key=scorer.answer_key, n_boot=n_boot, seed=seed
+        _records(tasks, samples, s, s_len, g),
+        ks or _powers_of_two(samples),
+        key=scorer.answer_key,
+        n_boot=n_boot,
+        seed=seed,
     )
     metrics["eval/think_rate"] = sum(s.has_reasoning) / len(s_texts)
     metrics["eval/greedy_format_rate"] = sum(g.format_ok) / len(g.format_ok)
