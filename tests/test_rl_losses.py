@@ -8,11 +8,11 @@ import torch
 from rlreason.rl.losses import (
     AGGREGATIONS,
     KL_ESTIMATORS,
+    LossSettings,
     get_aggregation,
     kl_penalty,
     loss_norm,
     policy_loss,
-    LossSettings,
     total_loss,
     truncation_mask,
 )

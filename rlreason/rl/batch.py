@@ -2,7 +2,8 @@
 
 `RolloutBatch` holds everything the update needs, row-aligned (B = groups * G rows, prompt-major):
 prompt ids, completion tokens / mask / sampler log-probs from the engine, rewards and advantages.
-`concat` joins the kept groups of several sampling rounds (dynamic sampling); `rows` selects rows.
+`concat` joins the kept groups of several sampling rounds (dynamic sampling); `rows` selects rows,
+`crop` cuts the per-token fields to the longest completion of a micro-batch.
 `micro_batches` splits a mini-batch's rows so each forward/backward stays within a token budget.
 
 Not here: computing advantages or losses (advantages.py, losses.py), sampling (engine.py).
@@ -47,6 +48,15 @@ class RolloutBatch:
             else:
                 out[f.name] = v
         return RolloutBatch(**out)
+
+    def crop(self, T: int) -> RolloutBatch:
+        """The first T completion positions: every (B, T) tensor field cut to (B, T')."""
+        cut = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor) and v.dim() == 2:  # per-token field
+                cut[f.name] = v[:, :T]
+        return replace(self, **cut)
 
 
 def _pad_cat(tensors: list[torch.Tensor], value) -> torch.Tensor:

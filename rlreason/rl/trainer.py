@@ -100,7 +100,7 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def train_step(self, step: int) -> dict[str, float]:
         """One RL step, stage by stage; each stage's wall time goes to `perf/<phase>_s`."""
-        c, clock = self.cfg, PhaseClock(self.seconds)
+        a, o, clock = self.cfg.algo, self.cfg.optim, PhaseClock(self.seconds)
         # 1-2. rollouts and their rewards (dynamic sampling drops flat groups and refills)
         batch, metrics = self.collect(step, clock)
         self.last_batch = batch
@@ -109,26 +109,15 @@ class Trainer:
             return {**metrics, "train/skipped_updates": 1.0, **clock.metrics()}
         # 3. old and reference log-probs (and PPO's old values), without grad
         with clock("ref"):
-            prep = prepare(self.policy, batch, c.algo, self.fwd)
+            prep = prepare(self.policy, batch, a, self.fwd)
         # 4. advantages: one signature for every estimator, GAE included
-        batch.adv, batch.returns = self.estimator(
-            batch.rewards, batch.mask, prep.old_values, c.algo
-        )
-        metrics.update(advantage_metrics(batch.adv, batch.mask))
-        metrics.update(prep.metrics)
+        batch.adv, batch.returns = self.estimator(batch.rewards, batch.mask, prep.old_values, a)
+        metrics.update({**advantage_metrics(batch.adv, batch.mask), **prep.metrics})
         # 5. the update: epochs x mini-batches of clipped-surrogate AdamW steps
         with clock("train"):
             seed = self._seed(step, 99)
             stats = update(
-                self.policy,
-                self.optimizer,
-                batch,
-                prep,
-                c.algo,
-                c.optim,
-                self.fwd,
-                step=step,
-                seed=seed,
+                self.policy, self.optimizer, batch, prep, a, o, self.fwd, step=step, seed=seed
             )
         metrics.update(stats)
         self._check_finite(metrics)

@@ -74,7 +74,8 @@ def _micro(batch: RolloutBatch, rows: list[int], fwd: Forward) -> list[list[int]
 def _forward(model, batch: RolloutBatch, rows: list[int], fwd: Forward, with_hidden=False):
     sub = batch.rows(rows)
     T = max(int(sub.mask.sum(1).max()), 1)
-    packed = pack(sub.prompt_ids, sub.tokens[:, :T], sub.mask[:, :T], fwd.pad_id)
+    sub = sub.crop(T)  # every per-token field (b, T)
+    packed = pack(sub.prompt_ids, sub.tokens, sub.mask, fwd.pad_id)
     out = token_logprobs(
         model, packed, temperature=fwd.temperature, chunk=fwd.logprob_chunk, with_hidden=with_hidden
     )
@@ -167,22 +168,23 @@ def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, floa
     head, stats = policy.value_head, {}
     for micro in _micro(batch, rows, fwd):
         sub, T, out = _forward(policy.model, batch, micro, fwd, with_hidden=head is not None)
-        logp, entropy, mask = out[0], out[1], sub.mask[:, :T]  # (b, T)
+        logp, entropy, mask = out[0], out[1], sub.mask  # (b, T)
         if prep.old_logp is None:  # on-policy: one mini-batch; measure the mismatch here
             old = logp.detach()
             share = float(mask.sum()) / max(norm.n_tokens, 1.0)
-            _accumulate(stats, mismatch_metrics(sub.sampler_logp[:, :T], old, mask), share)
+            _accumulate(stats, mismatch_metrics(sub.sampler_logp, old, mask), share)
         else:
             old = prep.old_logp[micro, :T]  # (b, T)
-        adv = sub.adv[:, :T] if sub.adv.dim() == 2 else sub.adv  # (b, T) or (b,)
-        ref = prep.ref_logp[micro, :T] if prep.ref_logp is not None else None
-        loss, s = total_loss(logp, old, adv, mask, norm, loss_cfg, ref_logp=ref, entropy=entropy)
+        ref = prep.ref_logp[micro, :T] if prep.ref_logp is not None else None  # (b, T)
+        loss, s = total_loss(
+            logp, old, sub.adv, mask, norm, loss_cfg, ref_logp=ref, entropy=entropy
+        )
         if head is not None:
             values = head(out[2])  # (b, T)
             vloss, vs = value_loss(
                 values,
                 prep.old_values[micro, :T],
-                sub.returns[:, :T],
+                sub.returns,
                 mask,
                 norm,
                 clip=algo.value_clip,
