@@ -66,27 +66,6 @@ def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straig
     assert a[4]["lr"] == pytest.approx(1e-5 + (1e-2 - 1e-5) * 0.5 * (1 + math.cos(math.pi * 2 / 3)))
 
 
-@pytest.mark.parametrize("algo", ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "ppo", "gspo"])
-def test_every_algorithm_preset_runs_a_step_with_finite_metrics(tmp_path, algo):
-    from omegaconf import OmegaConf
-
-    preset = OmegaConf.load(Path("experiments/conf/algo") / f"{algo}.yaml")
-    cfg = tiny_cfg(tmp_path, **{"train.steps": 1, "optim.warmup_steps": 0})
-    for k, v in preset.items():
-        setattr(cfg.algo, k, v)
-    if algo == "ppo":
-        cfg.train.prompts_per_step = 4
-    out = run(cfg)
-    m = metrics_by_step(tmp_path / "run")[1]
-    assert out["step"] == 1
-    if algo == "dapo":  # a random model earns equal rewards in every group: all are dropped
-        assert m["group/zero_std_frac"] == 1.0 and m["train/skipped_updates"] == 1.0
-        return
-    assert math.isfinite(m["loss/total"]) and math.isfinite(m["policy/grad_norm"])
-    if algo == "ppo":
-        assert "loss/value" in m
-
-
 def test_micro_batch_size_does_not_change_the_update(tmp_path):
     params = []
     for budget in (10_000, 20):
