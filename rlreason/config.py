@@ -57,7 +57,6 @@ class SamplingConfig:
 
 @dataclass
 class AlgoConfig:
-    name: str = "grpo"
     advantage: str = "grpo"  # ADVANTAGES key
     aggregation: str = "seq_mean_token_mean"  # AGGREGATIONS key
     group_size: int = 8  # G: samples per prompt
