@@ -1,25 +1,15 @@
-"""Format checks and format rewards for the `<think>…</think><answer>…</answer>` template.
+"""Format rewards for the `<think>…</think><answer>…</answer>` template.
 
-Three rewards, each `(completions, tasks, *, prefilled=False) -> list[float]` (tasks are unused):
+Each is `(completions, tasks, *, prefilled=False) -> list[float]` (tasks are unused):
+`strict_format_reward` 1.0 iff `is_strict_format` (DeepSeek-R1-Zero's format reward, Guo et al.
+2025, §2.2.2); `soft_format_reward` 1.0 iff the four tags occur in order somewhere (shaping);
+`tag_count_reward` 0.25 per tag occurring exactly as often as expected (0.0 … 1.0).
+`prefilled=True` is for templates whose prompt already ends with `<think>`.
 
-- `strict_format_reward`: 1.0 iff `is_strict_format`, else 0.0 (the DeepSeek-R1-Zero template,
-  Guo et al. 2025, "DeepSeek-R1", §2.2.2 format reward).
-- `soft_format_reward`: 1.0 iff the four tags occur in the right order somewhere, anything
-  (including nothing or more tags) between them; a shaping signal for early training.
-- `tag_count_reward`: 0.25 for each of the four tags that occurs exactly the expected number of
-  times (once; zero times for `<think>` when prefilled), so 0.0 … 1.0 in steps of 0.25.
-
-`prefilled=True` is for templates whose prompt already ends with `<think>` (the r1_zero template
-does): the completion then starts inside the reasoning and must not open `<think>` again.
-
-Weight: format rewards are shaping, not the objective. Use a small weight (`RECOMMENDED_WEIGHT`
-= 0.1) or, instead, use `strict_format_reward` as the gate of a `ComposedReward` (weight 0) so
-accuracy counts only on well-formed completions.
-
-The structure checks themselves (`is_strict_format`, `is_soft_format`) are the tag parser's,
-`envs.tags`, linear-time on hostile text. This module does not judge the answer's content (see
-`rewards.math`) and does not look at the tokenizer: completions are decoded text with EOS and stop
-strings already removed; a trailing special token like `<|im_end|>` fails the strict check.
+Format rewards are shaping, not the objective: a small weight (`RECOMMENDED_WEIGHT` = 0.1), or
+strict format as the gate of a `ComposedReward` (weight 0). The structure checks are the tag
+parser's (`envs.tags`, linear-time on hostile text). Not here: judging the answer's content
+(`rewards.math`) or the tokenizer (a trailing `<|im_end|>` fails the strict check).
 """
 
 from __future__ import annotations

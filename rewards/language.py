@@ -1,30 +1,16 @@
 """Language consistency of the reasoning (DeepSeek-R1's language-consistency reward).
 
-Definition (Guo et al. 2025, "DeepSeek-R1", §2.3.2): the share of the reasoning's words that are
-in the target language. DeepSeek-R1 does not specify how words are counted; here:
+Definition (Guo et al. 2025, "DeepSeek-R1", §2.3.2): the share of the reasoning's words in the
+target language. DeepSeek-R1 does not say how words are counted; `script_word_counts` says how
+they are here (code and LaTeX removed, Han/Kana characters as words, single Latin/Greek letters
+dropped as variables). consistency = words in the target's scripts / all words, 1.0 when no word
+is left (empty reasoning is the format reward's business).
 
-1. Non-prose is removed first: fenced and inline code (``` … ```, ` … `), LaTeX math
-   ($$ … $$, \\[ … \\], \\( … \\), $ … $ within a line) and LaTeX commands (`\\frac`). Numbers are
-   never words (only letters count). An unclosed delimiter is left as text.
-2. Words are script-aware: each Han or Kana character is one word (those scripts do not separate
-   words with spaces); elsewhere a word is a maximal run of letters, assigned to the script of
-   its first letter (Latin, Cyrillic, Greek, Hangul, Arabic, … from the Unicode character name).
-3. Single Latin or Greek letters are dropped as math variables (`x`, `n`, `π`), also the English
-   words "a" and "I": a deliberate simplification that barely moves an English score and keeps
-   variables from counting against a Chinese or Russian one.
-4. consistency = (words in the target's scripts) / (all words); 1.0 when no word is left (an empty
-   reasoning has nothing in a wrong language: a documented choice, the format reward is the one
-   that punishes empty reasoning).
-
-Targets (`LANGUAGE_SCRIPTS`) are language codes mapped to scripts, so languages that share a
-script are indistinguishable here: en/fr/de/es/it/pt all mean "Latin letters"; zh means Han;
-ja means Han or Kana; ru means Cyrillic. Regional suffixes are ignored (`zh-CN` → `zh`).
-
-`language_reward` picks the target per sample: the factory's `target` (config) if set, else
-`task.meta["lang"]`, else `detect_language(task.prompt)`. The reasoning comes from
-`envs.tags.reasoning`; when there is no closed think block the whole completion
-(tags removed) is scored, so that format and language stay separate components.
-
+Targets (`LANGUAGE_SCRIPTS`) are language codes mapped to scripts, so languages of one script
+are indistinguishable (en/fr/de/… all mean Latin; ja means Han or Kana; `zh-CN` → `zh`).
+`language_reward` takes the target from its `target` option, else `task.meta["lang"]`, else
+`detect_language(task.prompt)`; the reasoning is `envs.tags.reasoning`, or the whole completion
+(tags removed) without a closed think block, so format and language stay separate components.
 Not done here: telling languages of one script apart, or any model-based language ID.
 """
 
@@ -113,8 +99,16 @@ def _script(ch: str) -> str:
 
 
 def script_word_counts(text: str) -> Counter:
-    """Words per script after `strip_non_prose`: each Han/Kana character is a word, other
-    letter runs are words of their first letter's script; single Latin/Greek letters dropped."""
+    """Words per script of `text`.
+
+    1. Non-prose goes first (`strip_non_prose`): fenced and inline code, LaTeX math ($$ … $$,
+       \\[ … \\], \\( … \\), $ … $ within a line) and LaTeX commands; an unclosed delimiter
+       stays text. Numbers are never words.
+    2. Each Han or Kana character is one word (no spaces between words there); elsewhere a word
+       is a maximal run of letters, of its first letter's script (from the Unicode name).
+    3. Single Latin or Greek letters are dropped as math variables (`x`, `π`; also "a" and "I"),
+       so variables do not count against a Chinese or Russian reasoning.
+    """
     text = strip_non_prose(text)
     counts: Counter = Counter()
     for run in _CJK_RUN_RE.findall(text):

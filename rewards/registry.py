@@ -1,25 +1,15 @@
 """Reward registry: names picked from config -> reward callables, and composition from a spec.
 
-`REWARDS` maps a name to a lazy import path `"module:attr"` (or to a callable registered at run
-time), so importing this module imports no reward module and no env. It holds the rewards every
-env can use; a reward an env module defines itself is declared in its `EnvSpec.rewards` and found
-here by name (`env_rewards`, `reward_names`), so this registry never names an env.
+`REWARDS` maps a name to a lazy `"module:attr"` (or a callable registered at run time), so this
+module imports no reward module and no env. A reward an env module defines itself is declared in
+its `EnvSpec.rewards` and found by name (`env_rewards`, `reward_names`): the registry names no env.
 
-Convention for options (`build_reward(name, **kwargs)`):
-- a target whose name starts with `make_` is a factory: `make_x(**kwargs) -> RewardFn` is called
-  once with the options (use this when building is costly or needs validation up front);
-- any other target is a plain reward `(completions, tasks, *, option=...) -> list[float]`; its
-  options must be keyword arguments and are bound with `functools.partial`.
-Either way the options are checked against the signature first, and a mismatch is an error
-naming the reward and what it accepts.
-
-`build_composed(spec)` turns a config mapping into a `ComposedReward`:
-`{"math": {"weight": 1.0}, "format": {"weight": 0.1, "prefilled": True}}`; a bare number is a
-weight; a missing weight is 1.0; `"reward": "<registry name>"` lets one reward appear twice under
-two component names (e.g. strict format as gate and as logged metric with other options).
-
-Not done here: discovering rewards by scanning packages, or config dataclasses (the trainer's
-config owns the schema; it passes the spec mapping through).
+`build_reward(name, **options)`: a target named `make_*` is a factory called once with the
+options; any other target is a plain reward whose keyword options are bound with
+`functools.partial`. Options are checked against the signature first (a clear error otherwise).
+`build_composed(spec)`: `{"math": {"weight": 1.0}, "format": 0.1}` -> `ComposedReward`; a bare
+number is a weight, a missing weight 1.0, `"reward": "<name>"` lets one reward appear twice.
+Not here: discovering rewards by scanning packages, or config dataclasses (the config owns them).
 """
 
 from __future__ import annotations

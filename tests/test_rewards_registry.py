@@ -1,4 +1,3 @@
-import importlib.util
 import subprocess
 import sys
 
@@ -93,16 +92,9 @@ def test_importing_the_registry_imports_no_reward_or_env_module():
     assert out.stdout.strip() == "['rewards.base', 'rewards.registry']"
 
 
-def test_every_builtin_entry_with_an_existing_module_resolves_to_a_callable():
-    checked = []
-    for name, target in REWARDS.items():
-        if importlib.util.find_spec(target.partition(":")[0]) is None:
-            continue  # a teammate's module not written yet
+def test_every_builtin_entry_resolves_to_a_callable():
+    for name in REWARDS:
         assert callable(resolve_reward(name)), name
-        checked.append(name)
-    assert {"format", "format_soft", "tag_count", "language", "overlong", "cosine_length"} <= set(
-        checked
-    )
 
 
 def test_build_composed_reads_weights_options_and_aliases():

@@ -20,8 +20,8 @@ Two scalar back ends exist: `EXACT` (this module: `Fraction`s, plus a float spot
 `MIN_SIGNIFICANT` significant digits and is that value rounded half-away-from-zero or truncated to
 the decimal's own number of places: 0.3333 and 0.333 match 1/3, 0.33 and 0.3334 do not, 0.667
 matches 2/3. Two decimals, or a decimal and a finite-decimal value, must be exactly equal.
-Source: the type rules and the rounding policy are this project's (the issue's example: 0.3333
-matches 1/3, 0.33 does not); no third-party grader was copied.
+Source: the type rules and the rounding policy are this project's; no third-party grader was
+copied.
 It deliberately does not compare across types (a set never equals a tuple).
 """
 

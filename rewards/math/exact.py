@@ -13,8 +13,7 @@ non-constant exponent, factorials/binomials of arguments beyond `MAX_FACTORIAL`,
 factorials/binomials of anything containing a power (`((x+1)^{100})!` needs the gamma function
 of a 100-digit rational at every spot point). Limits are estimated from operand bit lengths
 before any big multiplication happens.
-Source: limits are this project's choice (the issue asks for power towers, huge exponents and
-factorials to be stopped before sympy); evaluation uses only the standard library.
+Source: limits are this project's choice; evaluation uses only the standard library.
 It deliberately does not simplify or approximate: a value is exact or it is not.
 """
 

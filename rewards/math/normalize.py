@@ -1,28 +1,11 @@
 """Answer extraction and string normalisation for the math checker (pure string work, no sympy).
 
-`extract_answer(text)` picks the text that is graded; `normalize(text)` rewrites it into a canonical
-LaTeX-ish string the parser (`rewards.math.parse`) understands. Both are pure functions of their
-input and cost a few microseconds per sample.
-
-Extraction rules (read with the tag parser `envs.tags.answer_span` and `last_boxed`):
-- Everything inside `<think>…</think>` is deleted first; an unclosed `<think>` swallows the
-  rest of the text, so reasoning never counts as an answer.
-- If an `<answer>` tag remains, the content of the last `<answer>…</answer>` is used; an empty or
-  unterminated last answer gives None (no answer).
-- Inside that content, or in a text without answer tags, the last brace-matched `\\boxed{…}`
-  (or `\\fbox{…}`, also `\\boxed {…}`) wins; without one the whole (stripped) text is the answer.
-
-Normalisation covers: `$`, `\\(…\\)`, `\\left`/`\\right`, spacing macros, `\\dfrac`/`\\tfrac`,
-degrees (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after
-a value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` stays a list; so
-`(1,234)` without a space is 1234), a few Unicode symbols (√ ½ ∞ − × · ÷ π ≤ ≥ ∪), mixed numbers
-(`2\\frac{1}{3}`, `2 1/3` → 7/3), repeating decimals (`0.\\overline{3}` → 1/3), trailing
-periods, `and`/`or` between answers (→ `,`), and a leading `x =` / `x \\in` in front of each
-comma-separated item.
+`extract_answer(text)` picks the text that is graded (reading tags with `envs.tags`);
+`normalize(text)` rewrites it into a canonical LaTeX-ish string the parser (`rewards.math.parse`)
+understands. Both are pure and cost a few microseconds per sample; their docstrings list the rules.
 
 Sources: the `<think>/<answer>` layout is the DeepSeek-R1-Zero template (DeepSeek-AI, 2025);
-`\\boxed{}` answers follow the MATH dataset (Hendrycks et al., 2021); the list of rewrites is the
-issue's spec, implemented here from scratch.
+`\\boxed{}` answers follow the MATH dataset (Hendrycks et al., 2021); the rewrites are our own.
 It deliberately does not: evaluate anything, know about units beyond dropping `\\text{}` words, or
 guess at natural-language answers ("two"); those stay strings and compare as strings.
 """
@@ -111,7 +94,15 @@ _MIXED_PLAIN = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 
 
 def extract_answer(completion: str) -> str | None:
-    """The graded answer text of a completion, or None (see the module docstring for the rules)."""
+    """The graded answer text of a completion, or None.
+
+    - Everything inside `<think>…</think>` is dropped first; an unclosed `<think>` swallows the
+      rest, so reasoning never counts as an answer.
+    - If an `<answer>` tag remains, the last `<answer>…</answer>` is used; an empty or
+      unterminated last answer gives None.
+    - Inside it (or in a text without answer tags) the last brace-matched `\\boxed{…}` (or
+      `\\fbox{…}`, `\\boxed {…}`) wins; without one the whole stripped text is the answer.
+    """
     if not isinstance(completion, str):
         return None
     text = answer_span(completion)
@@ -188,7 +179,15 @@ def _normalize_item(item: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Canonical string form of an answer (see the module docstring for every rule)."""
+    """Canonical string form of an answer.
+
+    Covers: `$`, `\\(…\\)`, `\\left`/`\\right`, spacing macros, `\\dfrac`/`\\tfrac`, degrees
+    (`^\\circ`, `°`), percent signs (`50\\%` reads as 50, not 0.5), `\\text{…}` units after a
+    value, thousands separators (only 3-digit groups: `1,000` → 1000 but `1,00` stays a list), a
+    few Unicode symbols (√ ½ ∞ − × · ÷ π ≤ ≥ ∪), mixed numbers (`2\\frac{1}{3}`, `2 1/3` → 7/3),
+    repeating decimals (`0.\\overline{3}` → 1/3), trailing periods, `and`/`or` between answers
+    (→ `,`), and a leading `x =` / `x \\in` in front of each comma-separated item.
+    """
     s = "".join(_UNICODE.get(ch, ch) for ch in text)
     for old, new in _LITERAL:
         if old in s:
