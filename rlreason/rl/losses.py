@@ -1,37 +1,15 @@
 """Policy-gradient losses: clipped surrogate, KL to the reference, loss aggregation.
 
-What it does
-- ``policy_loss``: PPO clipped surrogate per token with separate low/high ranges (DAPO's
-  clip-higher), optional dual clip (Ye et al. 2020: for A < 0 the loss is capped at ``-A * c``),
-  and a token- or sequence-level importance ratio (GSPO). Returns a (B,T) loss and per-token
-  indicators; it never reduces.
-- ``kl_penalty``: Schulman's estimators of KL(pi || ref) per token, registry ``KL_ESTIMATORS``.
-- ``AGGREGATIONS``: how a (B,T) token loss becomes a scalar. Every mode is
-  ``sum over valid tokens of loss_tok * w`` with weights fixed by the FULL mini-batch (a
-  ``LossNorm`` built once from its mask), so the micro-batch scalars sum exactly to the full-batch
-  loss and accumulated gradients equal the full-batch gradient, whatever the micro-batch split.
-- ``total_loss``: policy + kl_coef * KL - entropy_coef * entropy under one aggregation, plus a stats
-  dict whose values are this micro-batch's *share*: summing the dicts over the micro-batches of a
-  mini-batch gives the mini-batch value exactly (``policy/*`` are token means over the mini-batch).
-- ``truncation_mask``: zero the rows whose finish reason is "length" when configured.
-
-Choices, stated once
-- Sequence-level ratio (GSPO): s_i = exp(mean over valid t of (logp - old_logp)). Each valid token
-  carries the GSPO-token form s_i,t = sg[s_i] * exp(logp_t - sg[logp_t]): its value is s_i and its
-  gradient w.r.t. logp_t is s_i. Every aggregation here weighs the tokens of a row equally, so the
-  row's gradient is s_i * w * sum_t grad logp_t, which under ``seq_mean_token_mean`` is exactly
-  the gradient of GSPO's sequence objective (1/len_i absorbs the mean in s_i). Clipping uses s_i.
-- KL as a loss term (coefficient 0 by default, always logged when ``ref_logp`` is given). On
-  samples from pi, the gradient of k2 (½ (logp - ref)²) is the gradient of KL(pi || ref); k1's
-  loss gradient is 0 in expectation; k3's loss gradient is that of the forward KL(ref || pi).
-  k3's log-ratio is clamped to [-20, 20] against overflow (no gradient past the clamp).
-- ``n_seqs`` counts rows with at least one valid token, so rows masked out (e.g. truncated) do
-  not dilute the sequence means. An all-masked mini-batch gives loss 0 and zero gradient.
-- Data-parallel ranks: counts add (``LossNorm.__add__``). Build the norm from all-reduced counts;
-  since DDP averages gradients over ranks, multiply each rank's loss by the world size.
-
-What it deliberately does not do: no log-prob or entropy computation (logprobs.py), no value loss
-(value.py), no optimiser or backward calls, no per-token KL-in-reward shaping.
+``policy_loss``: PPO clipped surrogate per token with separate low/high ranges (DAPO's
+clip-higher), optional dual clip (Ye et al. 2020) and a token- or sequence-level (GSPO) ratio; it
+returns (B,T) and never reduces. ``kl_penalty``: Schulman's k1/k2/k3 per token. ``AGGREGATIONS``:
+(B,T) -> scalar with weights fixed by the FULL mini-batch (``LossNorm``), so micro-batch losses
+sum exactly to the mini-batch loss. ``total_loss``: policy + kl_coef * KL - entropy_coef *
+entropy under one aggregation, with additive stats. ``truncation_mask``: zero "length" rows.
+Departures: GSPO is the GSPO-token form (sequence value, per-token gradient; equal to GSPO's
+gradient under ``seq_mean_token_mean``); KL is a loss term, never a per-token reward (as in GRPO,
+not PPO-RLHF). Data-parallel ranks add their ``LossNorm`` counts.
+Not here: log-probs or entropy (logprobs.py), the value loss (value.py), backward or optimiser.
 """
 
 from __future__ import annotations
@@ -81,7 +59,12 @@ KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3") -> Tensor:
-    """Per-token estimate of KL(pi || ref) from tokens sampled by pi. (B,T), (B,T) -> (B,T)."""
+    """Per-token estimate of KL(pi || ref) from tokens sampled by pi. (B,T), (B,T) -> (B,T).
+
+    As loss gradients on samples from pi: k2's is that of KL(pi || ref); k1's is 0 in
+    expectation; k3's is that of the forward KL(ref || pi). k3's log-ratio is clamped to
+    [-20, 20] against overflow (no gradient past the clamp).
+    """
     if kind not in KL_ESTIMATORS:
         raise KeyError(f"kl_penalty: unknown estimator {kind!r}; known: {sorted(KL_ESTIMATORS)}")
     if logp.shape != ref_logp.shape:
@@ -106,7 +89,12 @@ class PolicyTokenStats:
 
 
 def _seq_ratio(log_ratio: Tensor, logp: Tensor, mask: Tensor) -> Tensor:
-    """GSPO-token ratio: value s_i = exp(mean_t log_ratio), gradient s_i * grad logp_t. (B,T)."""
+    """GSPO-token ratio: value s_i = exp(mean_t log_ratio), gradient s_i * grad logp_t. (B,T).
+
+    Every aggregation weighs the tokens of a row equally, so the row's gradient is
+    s_i * w * sum_t grad logp_t: under ``seq_mean_token_mean`` exactly the gradient of GSPO's
+    sequence objective (1/len_i absorbs the mean in s_i). Clipping uses s_i.
+    """
     n = mask.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1)
     s = torch.exp((log_ratio * mask).sum(dim=1, keepdim=True) / n).detach()  # (B, 1)
     return s * torch.exp(logp - logp.detach()) * mask + (1.0 - mask)  # (B, T), 1 on padding
@@ -183,8 +171,10 @@ def policy_loss(
 class LossNorm:
     """Counts of the FULL mini-batch, computed once before the micro-batch loop.
 
-    n_tokens: valid tokens; n_seqs: rows with at least one valid token; max_len: Dr. GRPO's
-    constant L (the configured max completion length), None if unused.
+    n_tokens: valid tokens; n_seqs: rows with at least one valid token (masked-out rows, e.g.
+    truncated, do not dilute sequence means); max_len: Dr. GRPO's constant L (the configured max
+    completion length), None if unused. Ranks add their norms (all-reduced counts); as DDP
+    averages gradients, each rank's loss is then multiplied by the world size.
     """
 
     n_tokens: float

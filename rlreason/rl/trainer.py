@@ -1,22 +1,17 @@
-"""The RL loop: sample prompts → render → rollouts → rewards → advantages → update → log → eval → save.
+"""The RL loop: sample prompts → rollouts → rewards → advantages → update → log → eval → save.
 
-One `Trainer` composes the stages in that order (see `train_step`), with variants picked from
-registries by name (advantage estimators, loss aggregations, KL estimators). Everything it needs
-is handed in (model, tokenizer, tasks, a `render` callable, a `Scorer`, a `Logger`): it imports
-neither envs, rewards nor Hydra.
-
+One `Trainer` composes the stages in that order (`train_step`), with variants picked from
+registries by name. Everything is handed in (model, tokenizer, tasks, a `render` callable, a
+duck-typed `Scorer`, a `Logger`): it imports neither envs, rewards nor Hydra, and parses no text.
 Determinism: prompts come from a seeded per-epoch permutation indexed by a data position; each
-step's sampling seed and mini-batch permutation derive from (seed, step). A checkpoint stores the
-trainable weights, optimizer, RNG states, data position, step and tracker run id, so
-`train.stop_after=N` followed by `train.resume=<run dir>` continues exactly like an uninterrupted
-run (the LR schedule always spans `train.steps`). Ctrl-C saves a checkpoint and exits cleanly.
-A step whose loss or gradient is not finite skips its optimizer step; `train.max_bad_steps` such
-steps in a row abort the run with a clear message.
-
-Dynamic sampling (DAPO): groups whose rewards are all equal are dropped and more prompts are
-sampled, up to `algo.max_refill_rounds` extra rounds; if fewer groups than `prompts_per_step`
-survive, the step trains on those (stated departure: DAPO keeps sampling until the batch is full).
-Rollout and reward metrics describe the first round, i.e. the current policy without selection.
+step's sampling seed and mini-batch permutation derive from (seed, step). A checkpoint holds the
+trainable weights, optimizer, RNG states, data position, step and run id, so `train.stop_after=N` then
+`train.resume=<run dir>` continues exactly (the LR schedule spans `train.steps`). Ctrl-C saves and
+exits; `train.max_bad_steps` non-finite steps in a row abort.
+Dynamic sampling (DAPO): flat-reward groups are dropped and more prompts sampled, at most
+`algo.max_refill_rounds` extra rounds; departure: if fewer than `prompts_per_step` groups survive,
+the step trains on those (DAPO samples until the batch is full). Rollout and reward metrics
+describe the first round (the current policy, unselected).
 """
 
 from __future__ import annotations
