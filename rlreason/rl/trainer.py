@@ -4,10 +4,10 @@ One `Trainer` composes the stages in that order (`train_step`), with variants pi
 registries by name. Everything is handed in (model, tokenizer, tasks, a `render` callable, a
 duck-typed `Scorer`, a `Logger`): it imports neither envs, rewards nor Hydra, and parses no text.
 Determinism: prompts come from a seeded per-epoch permutation indexed by a data position; each
-step's sampling seed and mini-batch permutation derive from (seed, step). A checkpoint holds the
-trainable weights, optimizer, RNG states, data position, step and run id, so `train.stop_after=N` then
-`train.resume=<run dir>` continues exactly (the LR schedule spans `train.steps`). Ctrl-C saves and
-exits; `train.max_bad_steps` non-finite steps in a row abort.
+step's sampling seed and mini-batch permutation derive from (seed, step). A checkpoint holds
+trainable weights, optimizer, RNG states, data position, step and run id, so `train.stop_after=N`
+then `train.resume=<run dir>` continues exactly (the LR schedule spans `train.steps`). Ctrl-C
+saves and exits; `train.max_bad_steps` non-finite steps in a row abort.
 Dynamic sampling (DAPO): flat-reward groups are dropped and more prompts sampled, at most
 `algo.max_refill_rounds` extra rounds; departure: if fewer than `prompts_per_step` groups survive,
 the step trains on those (DAPO samples until the batch is full). Rollout and reward metrics
