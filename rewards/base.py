@@ -1,22 +1,12 @@
 """Reward contract and weighted composition with per-component output.
 
-A reward is a plain callable `(completions: list[str], tasks: list[Task]) -> list[float]`.
-A reward that isolates its own per-sample failures may return `Scores`, a `list[float]` that also
-carries how many samples errored or timed out, so the composer can count them.
-
-`ComposedReward` runs named rewards, keeps every raw (unweighted) component for logging and
-ablation, and forms the weighted total, optionally gated (e.g. accuracy counts only where the
-strict format holds). It never lets one crashing reward stop a batch:
-
-- a reward that raises on the batch is retried one sample at a time, so only the samples that
-  really raise are lost; each of those scores `error_value` (default 0.0) and is counted in
-  `errors` (a `TimeoutError` is counted in `timeouts` instead);
-- a score that is not a finite number (NaN, inf, None, a string) is treated the same way;
-- `Scores.errors` / `Scores.timeouts` reported by a reward are added to the counts;
-- every failure is logged (a warning with the reward name, the count and the first exception).
-
-A reward returning the wrong number of scores is a bug in that reward, not a bad sample, and
-raises `ValueError` naming it.
+A reward is a plain callable `(completions: list[str], tasks: list[Task]) -> list[float]`; one
+that isolates its own per-sample failures may return `Scores` (a list that also counts errors
+and timeouts). `ComposedReward` runs named rewards, keeps every raw component for logging and
+ablation, and forms the weighted total, optionally gated. One crashing reward never stops a
+batch: it is retried one sample at a time, and each sample that raises, times out or scores a
+non-finite number gets `error_value` and is counted (`errors` / `timeouts`) and logged. A
+reward returning the wrong number of scores is a bug in it and raises `ValueError`.
 
 What this module deliberately does not do: enforce wall-clock limits (a Python thread cannot be
 killed safely, so rewards that run untrusted work, like `rewards.code`, bound their own time and

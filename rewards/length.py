@@ -1,25 +1,17 @@
 """Length shaping rewards, optional components for ablations.
 
-- `overlong_penalty` / `overlong_reward`: DAPO's soft overlong punishment (Yu et al. 2025,
-  "DAPO: An Open-Source LLM Reinforcement Learning System at Scale", eq. 13): 0 while the length
+- `overlong_reward`: DAPO's soft overlong punishment (Yu et al. 2025, eq. 13): 0 while the length
   L <= max_len - cache_len, then linear down to -1 at L = max_len, and -1 beyond.
-- `cosine_length_reward` / `make_cosine_length_reward`: the cosine length-scaled reward of Yeo et
-  al. 2025, "Demystifying Long Chain-of-Thought Reasoning in LLMs" (§4, CosFn): for a correct
-  answer the reward falls from r0_correct at L=0 to rL_correct at L=max_len (shorter is better);
-  for a wrong answer it rises from r0_wrong to rL_wrong (thinking longer is penalised less); a
-  completion that reaches max_len scores r_exceed. Defaults (2, 1, -10, 0, -10) are the paper's
-  settings as we read them.
+- `make_cosine_length_reward`: the cosine length-scaled reward of Yeo et al. 2025,
+  "Demystifying Long Chain-of-Thought Reasoning in LLMs" (§4, CosFn): shorter is better when
+  correct, longer is penalised less when wrong; reaching max_len scores r_exceed. Defaults
+  (2, 1, -10, 0, -10) are the paper's settings as we read them.
 
-Length unit: every length here is whatever `length_fn(completion)` returns, and `max_len` /
-`cache_len` must be in the same unit. The default `length_fn` counts characters (`"chars"`);
-`"words"` counts whitespace-separated words; a trainer that wants tokens passes
-`length_fn=lambda s: len(tokenizer.encode(s))`. A `Task` describes the problem, not a sampled
-completion, so it cannot carry the completion's token count.
-
-Departures: the cosine reward needs correctness, which it gets by calling another reward (by
-registry name or callable; a score >= `correct_threshold` counts as correct), so in a composition
-that also has that reward as a component it is computed twice. Not done here: token-level length
-penalties inside the loss, or length normalisation of advantages.
+Lengths are whatever `length_fn(completion)` returns ("chars" by default, "words", or e.g.
+`lambda s: len(tokenizer.encode(s))`), and `max_len` / `cache_len` are in that unit. Departure:
+the cosine reward gets correctness by calling another reward, so a composition that also has
+that reward computes it twice. Not done here: token-level length penalties inside the loss, or
+length normalisation of advantages.
 """
 
 from __future__ import annotations

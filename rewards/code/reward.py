@@ -1,30 +1,15 @@
 """Code tests and the code-execution reward: verdicts decided in the trusted parent.
 
-- `run_tests(program, tests, ...) -> TestReport`: stdin/stdout tests run one sandboxed process
-  each (`rewards.code.sandbox`); function-call tests (`{"call": "f(1, 2)", "expected": "3"}`) run in
-  one process that executes the program and then evaluates each call, returning `repr(value)`
-  over its result pipe. Expected values never enter the child. A test passes only when the
-  parent's comparison says so:
-  * stdin/stdout: status `ok` and the normalised stdout equals the normalised expected text
-    (CRLF -> LF, trailing whitespace stripped per line, trailing blank lines dropped);
-  * call: the returned repr and `expected` both parse with `ast.literal_eval` (literals only,
-    safe) and are equal (floats within 1e-6 relative/absolute); if either does not parse, the
-    stripped strings must be equal.
-  Exit codes, printed markers ("PASSED"), `sys.exit(0)`/`os._exit(0)` or patched builtins in the
-  child therefore cannot turn a failing test into a pass. The result pipe shares a process with
-  the program, so the program could write frames itself; that is no more than answering the
-  calls, since it never sees the expected values (a hard-coded answer passes either way).
-- `run_tests_many`: many programs on a bounded thread pool (each run is its own process).
-- `code_reward(completions, tasks) -> Scores`: extracts the program, runs the task's tests and
-  scores it with a `SCORING` entry: "all_pass" (default; 1.0 iff every test passes, as the binary
-  accuracy reward of DeepSeek-R1) or "fraction" (passed / total).
-
-Program extraction rule (`extract_program`): take the last `<answer>...</answer>` block of the
-completion; inside it, the first fenced block (```python, ```py or bare ```) if there is one,
-else the whole answer text. No answer block -> no program -> score 0 (not an error).
-
-Not done here: isolation (see `rewards.code.sandbox`), partial credit for output prefixes, special
-judges (float-tolerant stdout, unordered output), and languages other than Python.
+- `run_tests(program, tests)`: each stdin/stdout test runs in its own sandboxed process
+  (`rewards.code.sandbox`); call tests (`{"call": "f(1, 2)", "expected": "3"}`) run in one process
+  that returns `repr(value)`. Expected values never enter the child and a pass is the parent's
+  comparison, so exit codes, printed markers or patched builtins cannot fake one.
+- `run_tests_many`: many programs on a bounded thread pool.
+- `code_reward(completions, tasks) -> Scores`: the program is `extract_program`'s (the last
+  `<answer>` block, read with `envs.tags`; its first fenced block if any); scored by `SCORING`:
+  "all_pass" (default, DeepSeek-R1's binary accuracy) or "fraction". No program scores 0.
+Not done here: isolation (`rewards.code.sandbox`), partial credit for output prefixes, special
+judges (float-tolerant stdout, unordered output), languages other than Python.
 """
 
 from __future__ import annotations
@@ -161,7 +146,14 @@ def run_tests(
 ) -> TestReport:
     """Run `tests` against `program` in the sandbox; `timeout_s` is per process (each stdin test,
     and all call tests together). Raises ValueError for malformed tests and
-    `rewards.code.sandbox.SandboxError` when the sandbox itself fails; never for the program."""
+    `rewards.code.sandbox.SandboxError` when the sandbox itself fails; never for the program.
+
+    A stdin/stdout test passes when the run is `ok` and `normalize_output` of both texts agree;
+    a call test when the returned repr and `expected` are equal literals (`values_match`: floats
+    within 1e-6), or equal stripped strings where either is not a literal. The program shares
+    its process with the result pipe, so it could write frames itself: no more than answering
+    the calls, since it never sees the expected values.
+    """
     _check_tests(tests)
     if entry_point is not None and not str(entry_point).isidentifier():
         raise ValueError(f"run_tests: entry_point {entry_point!r} is not an identifier")

@@ -1,44 +1,16 @@
 """Math answer checking: public API, the reward, and the pool of killable sympy workers.
 
-Public API
-- `extract_answer(completion) -> str | None` (rules in `rewards.math.normalize`).
-- `is_equivalent(pred, gold) -> bool`: `pred` and `gold` go through `extract_answer` first, so a
-  whole completion works: think text never counts, the last `<answer>` wins, an empty or
-  unterminated answer is False; a tagless text is its last `\\boxed{}` or else the whole text.
-- `check_many(pairs, timeout_s=2.0) -> list[bool]` for `(pred, gold)` pairs, and
-  `check_many_verdicts` returning `Verdict(equal, method)` with how each pair was decided.
+- `is_equivalent(pred, gold) -> bool`; `check_many(pairs)` / `check_many_verdicts(pairs)` for
+  many `(pred, gold)` pairs (`Verdict(equal, method)` says how each was decided). Both sides go
+  through `extract_answer` (`rewards.math.normalize`), so whole completions work.
 - `math_reward(completions, tasks) -> Scores`: 1.0 when equivalent to `task.answer`; counts
   errors (incl. tasks without an answer) and timeouts; one bad sample never raises.
-- `canonical_answer(text) -> str | None`: a grouping key for majority votes. Exact rational values
-  (and sets/tuples/intervals of them) get a canonical key (`1/2`, `0.5`, `\\frac{1}{2}` → `1/2`);
-  anything else keys on its normalised string. Limits: it does not apply the decimal rounding
-  policy (0.3333 and 1/3 get different keys although `is_equivalent` accepts them) and it does
-  not merge symbolically equal expressions (`2\\sqrt3` and `\\sqrt{12}` get different keys).
+- `canonical_answer(text)`: a grouping key for majority votes.
 
-How a pair is decided (cheapest first): no answer → False ("no-answer"); equal normalised strings
-→ True ("string"); unparsable or over a size guard → string comparison, i.e. False ("parse",
-"guard"); rational-only pairs → exact `Fraction` comparison in-process ("exact"), as are
-symbolic pairs whose float values already differ at a spot point (`rewards.math.numeric`); the
-rest → sympy in a worker process ("symbolic"). A worker that runs past `timeout_s` is killed
-and replaced and the pair falls back to string comparison, i.e. False ("timeout"); a worker
-exception gives ("error", False). `timeout_s` bounds each pair from the moment a worker takes it;
-a batch of many slow pairs queues behind `POOL_WORKERS` workers; a reply that arrives after its
-deadline also counts as "timeout". Decided verdicts are memoised by normalised pair (LRU,
-`CACHE_SIZE`).
-
-The pool: `POOL_WORKERS` processes, each a fresh `python -m rewards.math.worker` talking JSON
-lines over pipes (`subprocess`, so no `fork` of the threaded, torch-loaded parent and, unlike
-multiprocessing's spawn/forkserver, no re-import of the caller's `__main__`). Started lazily (or
-by `start_pool()`), asynchronously: a pair is only sent to a worker that reported ready, so the
-~1 s interpreter + sympy start-up never counts against a pair's deadline. Deadlines are enforced by
-the parent with `multiprocessing.connection.wait` on the pipes and `kill()`, not signals, so they
-hold off the main thread and across threads; a lock serialises concurrent callers. A killed or
-crashed worker is replaced in the background. Workers are closed at exit (`atexit`); a forked
-child (e.g. a data-loader worker) never talks to its parent's workers but starts its own.
-Why processes and not signals: SIGALRM-based timeouts fail off the main thread (reported for
-Math-Verify, huggingface/Math-Verify#50 and #55, and worked around in TRL by disabling the timeout,
-huggingface/trl#5281), and a hung `ProcessPoolExecutor` task cannot be reclaimed
-(areal-project/AReaL#1426); here each overrunning worker is simply killed.
+Cheap decisions happen in-process; the rest goes to sympy in `POOL_WORKERS` killable worker
+processes with a per-pair deadline (`_Pool`): processes, not signals, since SIGALRM timeouts fail
+off the main thread (huggingface/Math-Verify#50, #55; huggingface/trl#5281) and a hung
+`ProcessPoolExecutor` task cannot be reclaimed (areal-project/AReaL#1426).
 It deliberately does not import torch or sympy (sympy lives in the workers), and does not grade
 natural-language answers.
 """
@@ -199,7 +171,16 @@ class _Worker:
 
 
 class _Pool:
-    """Killable worker processes with a per-job wall-clock deadline (module docstring)."""
+    """Killable worker processes with a per-job wall-clock deadline.
+
+    Each worker is a fresh `python -m rewards.math.worker` talking JSON lines over pipes
+    (`subprocess`: no `fork` of a threaded, torch-loaded parent, no re-import of `__main__`).
+    Started lazily and asynchronously: a pair goes only to a worker that reported ready, so the
+    ~1 s start-up never counts against a deadline. Deadlines are enforced by the parent
+    (`multiprocessing.connection.wait` on the pipes, then `kill()`), so they hold off the main
+    thread; a lock serialises callers; a killed or crashed worker is replaced. Workers close at
+    exit; a forked child never talks to its parent's workers but starts its own.
+    """
 
     def __init__(self, size: int):
         self.size, self.workers, self.lock = size, [], threading.Lock()
@@ -308,7 +289,15 @@ def _safe_fast(pred, gold) -> Verdict | tuple[str, str]:
 
 
 def check_many_verdicts(pairs, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Verdict]:
-    """Verdicts for `(pred, gold)` pairs; symbolic ones run in parallel in the pool."""
+    """Verdicts for `(pred, gold)` pairs; symbolic ones run in parallel in the pool.
+
+    Cheapest first: no answer → False ("no-answer"); equal normalised strings → True
+    ("string"); unparsable or over a size guard → False ("parse", "guard"); rational-only pairs,
+    and symbolic pairs whose floats differ at a spot point, in-process ("exact"); the rest in a
+    worker ("symbolic"). A worker past `timeout_s` (counted from when it takes the pair) is
+    killed and the pair is False ("timeout"), as is a late reply; a worker exception gives
+    ("error", False). Decided verdicts are memoised by normalised pair (LRU, `CACHE_SIZE`).
+    """
     out: list[Verdict | None] = []
     jobs, where = [], {}
     for pred, gold in pairs:
@@ -374,7 +363,13 @@ def _key(tree) -> str:
 
 
 def canonical_answer(text: str) -> str | None:
-    """Grouping key for majority votes (limits in the module docstring); None if no answer."""
+    """Grouping key for majority votes; None if no answer.
+
+    Exact rational values (and sets/tuples/intervals of them) get a canonical key (`1/2`, `0.5`,
+    `\\frac{1}{2}` → `1/2`); anything else keys on its normalised string. Limits: no decimal
+    rounding policy (0.3333 and 1/3 get different keys although `is_equivalent` accepts them),
+    no merging of symbolically equal expressions (`2\\sqrt3` and `\\sqrt{12}`).
+    """
     answer = extract_answer(text)
     if answer is None or len(answer) > MAX_ANSWER_CHARS:
         return answer and answer.strip()
