@@ -134,7 +134,8 @@ def policy_loss(
         adv = adv[:, None]  # (B, 1)
     elif adv.shape != mask.shape:
         raise ValueError(
-            f"policy_loss: adv must be (B,) or (B, T) with mask {tuple(mask.shape)}, got {tuple(adv.shape)}"
+            f"policy_loss: adv must be (B,) or (B, T) with mask {tuple(mask.shape)}, "
+            f"got {tuple(adv.shape)}"
         )
     adv = adv.detach()
     valid = mask > 0  # (B, T)
@@ -199,7 +200,8 @@ def loss_norm(mask_full: Tensor, max_len: int | None = None) -> LossNorm:
         if lengths.numel() and lengths.max().item() > max_len:
             row = int(lengths.argmax())
             raise ValueError(
-                f"loss_norm: row {row} has {int(lengths[row])} valid tokens, more than max_len={max_len}"
+                f"loss_norm: row {row} has {int(lengths[row])} valid tokens, "
+                f"more than max_len={max_len}"
             )
     return LossNorm(float(lengths.sum().item()), float((lengths > 0).sum().item()), max_len)
 
@@ -223,7 +225,7 @@ def _w_seq_mean_token_sum_norm(mask: Tensor, norm: LossNorm) -> Tensor:
 
 @dataclass(frozen=True)
 class Aggregation:
-    """A loss aggregation mode: per-token weights from the micro-batch mask and the full-batch norm."""
+    """A loss aggregation mode: per-token weights from the micro-batch mask and the full norm."""
 
     name: str
     token_weights: Callable[[Tensor, LossNorm], Tensor]  # (mask (B,T), norm) -> (B,T)

@@ -213,8 +213,8 @@ class Trainer:
             )
             if self.bad_streak >= self.cfg.train.max_bad_steps:
                 raise FloatingPointError(
-                    f"{self.bad_streak} steps in a row had a non-finite loss or gradient; aborting. "
-                    "Lower optim.lr, keep optim.grad_clip on, or use model.dtype=float32."
+                    f"{self.bad_streak} steps in a row had a non-finite loss or gradient; "
+                    "aborting. Lower optim.lr, keep optim.grad_clip on, or use model.dtype=float32."
                 )
         else:
             self.bad_streak = 0
