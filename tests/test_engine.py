@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from rlreason.model.gpt import GPT
-from rlreason.sampling.engine import draw, filter_logits, generate
+from rlreason.sampling.draw import draw, filter_logits
+from rlreason.sampling.engine import generate
 
 from .conftest import tiny_config
 

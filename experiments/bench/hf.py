@@ -9,16 +9,11 @@ samples G completions for each of 32/G prompts, the GRPO shape (transformers get
 
 Each side warms up with a 2-token run, then the two sides alternate for `--repeats` rounds (so a
 burst of load on a shared machine hits both); the best time of each is reported with the ratio
-transformers/rlreason (the issue's floor: 2.0). It also reports `load_pretrained` time and the
+transformers/rlreason. It also reports `load_pretrained` time and the
 peak RSS of a fresh process that only loads the checkpoint, against the size of the weights.
 
 Run: `rlreason-bench hf [--threads 2 --repeats 3 --group 1 --layers 12 --batch 32 --new 64]`;
-`--d-model/--vocab` shrink the model. `--no-pack` turns off rlreason's packed CPU weights
-(`rlreason.model.packed`) to show what they contribute. Where rlreason's time goes at this
-shape: every linear layer is GEMM-bound at 32 rows, and oneDNN-packed weights run those 2-3x
-faster than `F.linear` (transformers' GPT-2 uses `addmm` on Conv1D weights); the decode step's
-attention reads the strided cache without copying it; top-k draws over 50 candidates instead of
-a full-vocabulary multinomial. Numbers: README, performance section.
+`--d-model/--vocab` shrink the model. Numbers: README, performance section.
 Not here: GPU timings, accuracy checks (tests/test_hf_*.py cover equality).
 """
 
@@ -107,11 +102,6 @@ def main(argv=None) -> dict:
         "--group", type=int, default=1, help="completions per prompt (batch/group distinct prompts)"
     )
     ap.add_argument(
-        "--no-pack",
-        action="store_true",
-        help="rlreason without packed CPU weights (F.linear everywhere)",
-    )
-    ap.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -148,7 +138,6 @@ def main(argv=None) -> dict:
             temperature=1.0,
             top_k=50,
             seed=0,
-            pack_weights=not args.no_pack,
         )
         assert out.tokens.shape == (args.batch, new)
 
@@ -176,7 +165,6 @@ def main(argv=None) -> dict:
         "threads": torch.get_num_threads(),
         "batch": args.batch,
         "group": G,
-        "packed_weights": not args.no_pack,
         "prompt_len": args.prompt,
         "new_tokens": args.new,
         "rlreason_s": round(t_ours, 3),
@@ -184,7 +172,6 @@ def main(argv=None) -> dict:
         "rlreason_tok_s": round(tokens / t_ours, 1),
         "transformers_tok_s": round(tokens / t_theirs, 1),
         "speedup": round(t_theirs / t_ours, 2),
-        "floor": 2.0,
         "load_s": round(load_s, 2),
         "load_rss_before_mib": round(rss_before),
         "load_rss_peak_mib": round(rss_peak),

@@ -28,7 +28,7 @@ def per_call_ms(fn, repeats: int) -> float:
 
 
 def main(argv=None) -> list[dict]:
-    from rlreason.sampling.engine import draw, sample_next
+    from rlreason.sampling.draw import draw, sample_next
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=32)

@@ -2,7 +2,7 @@
 
 `python -m experiments.bench.sandbox [--n 200] [--workers 2 4]` prints, for a trivial program
 (`print(1)`), the serial wall cost per run of each layer added on top of a bare interpreter
-start, then the parallel throughput of `execute_many` and of `run_tests_many`. The issue's floor
+start, then the parallel throughput of `execute_many` and of `run_tests_many`. The target
 is 50 isolated executions/s on 2 cores. Timings are wall clock on whatever else the machine is
 doing; the printout states the core count and load average so numbers can be compared.
 

@@ -140,10 +140,8 @@ def beam_search(
     stop_ids=None,
     pad_id: int | None = None,
     tokenizer=None,
-    pack_weights: bool = True,
 ) -> BeamResult:
-    """Beam search for every prompt; see the module docstring for the semantics.
-    `pack_weights`: large float32 CPU linears run on oneDNN-packed weights (model/packed.py)."""
+    """Beam search for every prompt; see the module docstring for the semantics."""
     W = beam_width
     _validate(model, prompt_ids, W, max_new_tokens, length_norm)
     device = next(model.parameters()).device
@@ -151,7 +149,7 @@ def beam_search(
     if eos_id is None and tokenizer is not None:
         eos_id = getattr(tokenizer, "eos_id", None)
     penalty = LENGTH_PENALTIES[length_norm]
-    with inference(model, pack_weights, rows_hint=len(prompt_ids) * W):
+    with inference(model):
         return _search(
             model,
             prompt_ids,

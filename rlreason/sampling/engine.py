@@ -1,38 +1,18 @@
 """Batched rollout engine: KV-cache sampling of `n` completions per prompt.
 
-How it works:
-1. Prompts of different lengths are left-padded to the longest (P, L); a key mask hides the
-   padding and position ids count real tokens only, so padding changes neither attention nor
-   positions.
-2. Each distinct prompt is prefilled once; its cache rows (and last logits) are then repeated
-   to its group's `n` samples (prompt-major: prompt 0's n samples first). `share_prefix=False`
-   instead repeats the prompt n times before the prefill (the same computation, n times over).
-3. Decoding writes into one preallocated cache. Rows that finished are masked and, once at most
-   half the rows are still running, dropped from the batch (the cache is compacted), so a few
-   long completions do not pay for the whole batch.
-4. On CPU, large float32 linear layers run on oneDNN-packed copies of their weights for the
-   duration of the call (`pack_weights=True`, model/packed.py; 2-3x faster GEMMs at decode batch
-   sizes, results equal to float rounding). The copies are made per call, so they are never stale.
+1. Prompts are left-padded to the longest (P, L); a key mask hides the padding and positions
+   count real tokens only. Each distinct prompt is prefilled once and its cache rows repeated to
+   its `n` samples (prompt-major); `share_prefix=False` prefills every sample instead.
+2. Decoding writes into one preallocated cache; once at most half the rows still run, finished
+   rows leave the batch (`compact`), so a few long completions do not pay for the whole batch.
+3. Each step draws one uniform for every one of the B = P*n rows, finished or not, from one
+   `torch.Generator` seeded with `seed`: a row's stream depends only on its index, so
+   `share_prefix`/`compact` on or off give the same tokens (up to prefill rounding). Token draws
+   and the recorded log-probs (temperature-scaled FULL distribution) are draw.py's.
+4. A row stops on any EOS id (`eos_id`, default `tokenizer.eos_id`) or a `stop_ids` sequence
+   matched on its own completion (stop tokens kept). Finish reasons: `eos`, `stop`, `length`.
 
-Sampling: logits / temperature → optional top-k → optional top-p (nucleus) → one inverse-CDF
-draw per row (`draw`: one uniform per row, not one exponential per vocabulary entry as in
-`torch.multinomial`) from a `torch.Generator` seeded with `seed`. `temperature=0` is greedy.
-The recorded log-prob of each sampled token is taken under the temperature-scaled distribution
-BEFORE top-k/top-p truncation (for greedy: under the unscaled distribution). The trainer's
-log-probs (temperature 1 unless it rescales) are compared with these to measure sampler/trainer
-mismatch.
-
-Same seed, same prompts, same settings → same rollouts, on the same device and dtype. Every
-step draws one uniform for each of the B = P*n rows, finished or not, so a row's random stream
-depends only on its index: `share_prefix` and `compact` on or off give the same tokens up to
-floating-point differences of the batched prefill.
-
-Stopping is per row: `eos_id` (defaults to `tokenizer.eos_id` when a tokenizer is given), or any of `stop_ids` (token-id sequences, e.g. the ids of
-`</answer>`) matched on the row's own completion; the stop tokens stay in the completion.
-Finish reasons are `eos`, `stop` or `length`.
-
-The engine knows nothing about text beyond calling `tokenizer.decode` when a tokenizer is given.
-Not here: beam search (beam.py), scoring of the rollouts (rewards), training log-probs (rl/logprobs.py).
+Not here: beam search (beam.py), text beyond `tokenizer.decode`, rewards, training log-probs.
 """
 
 from __future__ import annotations
@@ -45,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.model.gpt import KVCache
-from rlreason.model.packed import packed_linears
+from rlreason.sampling.draw import sample_next
 
 
 @dataclass
@@ -106,98 +86,6 @@ def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device):
     return ids.to(device), valid.to(device), positions.to(device)
 
 
-def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
-    """Set logits outside the top-k / nucleus top-p set to -inf. logits (B, V) float32."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        before = probs.cumsum(-1) - probs  # mass before each token
-        drop_sorted = before >= top_p  # keeps >= 1 token
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-_BLOCK = 256  # tokens per block of the two-level inverse CDF
-
-
-def _first_above(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
-    """First index whose cumulative mass exceeds target (B, 1), never one with zero `mass`."""
-    idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
-    empty = mass.gather(-1, idx) <= 0
-    if bool(empty.any()):  # rounding put the target on a zero-mass tail: last with mass
-        last = mass.shape[-1] - 1 - (mass.flip(-1) > 0).long().argmax(-1, keepdim=True)
-        idx = torch.where(empty, last, idx)
-    return idx
-
-
-def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """One sample per row of probs (B, V) by inverse CDF, given one uniform per row u (B, 1).
-
-    probs non-negative, rows need not sum to 1: the index (B,) whose CDF interval holds
-    `u * total` is returned. Two levels: the masses of blocks of 256 tokens pick a block, then the
-    cumulative sum inside that block (in float64) picks the token, with the target rescaled to the
-    block's own float64 total. A token's chance is then its probability up to one relative rounding
-    of its block's float32 sum (~1e-6), wherever it sits in the vocabulary; one float32 cumulative
-    sum over the whole row would give every token an interval quantised to ~6e-8 absolute,
-    distorting tokens rarer than ~1e-6. A zero-probability token (or block) has an empty interval
-    and is never picked, including when rounding lands the target on a zero-mass tail. A row
-    without finite positive mass (NaN/inf logits) raises FloatingPointError.
-
-    On CPU this is ~60x faster than `torch.multinomial`, which draws an exponential variate for
-    every vocabulary entry: 32 rows of 50,257 take 0.85 ms vs 48 ms, of 151,936 2.2 ms vs 138 ms
-    (`rlreason-bench sampler`).
-    """
-    B, V = probs.shape
-    full = V // _BLOCK * _BLOCK
-    mass = probs[:, :full].unflatten(-1, (-1, _BLOCK)).sum(-1)  # (B, nb)
-    if full < V:
-        mass = torch.cat([mass, probs[:, full:].sum(-1, keepdim=True)], -1)
-    mass = mass.to(torch.float64)  # (B, nb')
-    cdf = mass.cumsum(-1)
-    total = cdf[:, -1:]  # (B, 1)
-    if not bool((torch.isfinite(total) & (total > 0)).all()):
-        raise FloatingPointError(
-            "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
-        )
-    target = u.to(torch.float64) * total  # (B, 1)
-    block = _first_above(cdf, target, mass)  # (B, 1)
-    block_mass = mass.gather(-1, block)  # (B, 1)
-    start = cdf.gather(-1, block) - block_mass  # mass before the block
-    frac = ((target - start) / block_mass).clamp_(0, 1)  # where in the block
-    cols = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)  # (B, 256)
-    inside = probs.gather(-1, cols.clamp(max=V - 1)).to(torch.float64)
-    inside = inside.masked_fill(cols >= V, 0.0)  # past the vocabulary
-    inner = inside.cumsum(-1)  # (B, 256)
-    pick = _first_above(inner, frac * inner[:, -1:], inside)  # (B, 1)
-    return (block * _BLOCK + pick)[:, 0]
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, u: torch.Tensor):
-    """One token per row and its sampler log-prob. logits (B, V), u (B, 1) uniforms in [0, 1)
-    → tok (B,), logp (B,).
-
-    With top-k the draw runs over the k candidates only (exactly k; ties broken by `topk`), so no
-    full-vocabulary softmax or sort is built; the log-prob still uses the full-vocabulary
-    normaliser (logsumexp) at the sampling temperature.
-    """
-    logits = logits.float()
-    if temperature == 0:
-        tok = logits.argmax(-1)
-        return tok, logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
-    scaled = logits if temperature == 1 else logits / temperature  # (B, V)
-    lse = scaled.logsumexp(-1)  # (B,)
-    cand, cand_idx = scaled, None
-    if top_k is not None and top_k < scaled.shape[-1]:
-        cand, cand_idx = torch.topk(scaled, top_k, dim=-1)  # (B, k) descending
-    choice = draw(torch.softmax(filter_logits(cand, None, top_p), -1), u)  # (B,)
-    tok = choice if cand_idx is None else cand_idx.gather(-1, choice[:, None])[:, 0]
-    return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse
-
-
 def last_logits(model, ids, **kw) -> torch.Tensor:
     """Logits (B, V) of the last position; a model with `hidden`/`lm_head` (our GPT) projects only
     that position onto the vocabulary (the prefill's other positions never need logits)."""
@@ -241,7 +129,6 @@ def generate(
     share_prefix: bool = True,
     use_cache: bool = True,
     compact: bool = True,
-    pack_weights: bool = True,
 ) -> Rollouts:
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
@@ -257,7 +144,7 @@ def generate(
             f"generate: longest prompt ({longest}) + max_new_tokens ({max_new_tokens}) "
             f"exceeds the model's max_seq_len ({limit})"
         )
-    with inference(model, pack_weights, rows_hint=len(prompt_ids) * n):
+    with inference(model):
         return _generate(
             model,
             prompt_ids,
@@ -279,13 +166,12 @@ def generate(
 
 
 @contextlib.contextmanager
-def inference(model, pack_weights: bool, rows_hint: int):
-    """Eval mode (restored on exit, errors included) and, if asked, packed CPU weights."""
+def inference(model):
+    """Eval mode for the duration of the call (training mode restored on exit, errors included)."""
     was_training = model.training
     model.eval()
     try:
-        with packed_linears(model, rows_hint) if pack_weights else contextlib.nullcontext():
-            yield model
+        yield model
     finally:
         if was_training:
             model.train()
