@@ -1,25 +1,12 @@
 """Type-directed comparison of two answer trees, generic over how two scalars are compared.
 
-`trees_equivalent(gold, pred, scalars)` walks the structure of both answers and calls
-`scalars.scalar(a, b)` / `scalars.equation(a, b)` only on leaves of matching shape:
-
-- multiple answers (`1, 2`, `x = 1 or x = 2`, `\\{1, 2\\}`, `3 \\pm \\sqrt2`) compare as sets: every
-  predicted item must equal some gold item and every gold item some predicted item (duplicates
-  collapse); one extra or missing item fails. Never "any candidate matches".
-- tuples are ordered and length-checked; a 2-tuple `(a, b)` also reads as an open interval;
-- intervals compare ends and open/closed flags; unions of intervals compare as sets of parts;
-- matrices compare shape and entries (a 1×n or n×1 matrix also equals an n-tuple);
-- an equation `y = f` against a bare value compares `f` with it when `y` is a single symbol;
-  equation against equation is delegated to `scalars.equation`;
-- chained relations (`1 < x \\le 2`) need equal operators and pairwise-equal operands.
+`trees_equivalent(gold, pred, scalars)` walks the structure of both answers (its docstring
+lists the type rules) and compares scalar leaves of matching shape with a back end.
 
 Two scalar back ends exist: `EXACT` (this module: `Fraction`s, plus a float spot check from
 `rewards.math.numeric` that may answer "different" in-process; otherwise it raises
-`NeedsSymbolic`) and the sympy one in `rewards.math.symbolic`. Decimal rounding policy
-(`decimal_matches`): a decimal literal equals an exact value when it has at least
-`MIN_SIGNIFICANT` significant digits and is that value rounded half-away-from-zero or truncated to
-the decimal's own number of places: 0.3333 and 0.333 match 1/3, 0.33 and 0.3334 do not, 0.667
-matches 2/3. Two decimals, or a decimal and a finite-decimal value, must be exactly equal.
+`NeedsSymbolic`) and the sympy one in `rewards.math.symbolic`; decimals follow the rounding
+policy of `decimal_matches`.
 Source: the type rules and the rounding policy are this project's; no third-party grader was
 copied.
 It deliberately does not compare across types (a set never equals a tuple).
@@ -60,7 +47,13 @@ def decimal_text(node) -> str | None:
 
 
 def decimal_matches(text: str, value) -> bool:
-    """Rounding policy (module docstring): does the decimal `text` stand for `value`?"""
+    """Rounding policy: does the decimal `text` stand for `value`?
+
+    Yes when it has at least `MIN_SIGNIFICANT` significant digits and is `value` rounded
+    half-away-from-zero or truncated to the decimal's own number of places: 0.3333 and 0.333
+    match 1/3, 0.33 and 0.3334 do not, 0.667 matches 2/3. Two decimals, or a decimal and a
+    finite-decimal value, must be exactly equal.
+    """
     if isinstance(value, float):
         return False
     digits = text.lstrip("-").replace(".", "").lstrip("0")
@@ -186,7 +179,20 @@ _PAIRS: dict[tuple[str, str], Callable] = {
 
 
 def trees_equivalent(gold, pred, backend: ScalarBackend) -> bool:
-    """Structural equivalence of two answer trees (module docstring); may raise NeedsSymbolic."""
+    """Structural equivalence of two answer trees; may raise NeedsSymbolic.
+
+    `backend.scalar(a, b)` / `backend.equation(a, b)` are called only on leaves of matching shape:
+
+    - multiple answers (`1, 2`, `x = 1 or x = 2`, `\\{1, 2\\}`, `3 \\pm \\sqrt2`) compare as
+      sets: every predicted item must equal some gold item and every gold item some predicted
+      item (duplicates collapse); one extra or missing item fails, never "any candidate".
+    - tuples are ordered and length-checked; a 2-tuple `(a, b)` also reads as an open interval;
+    - intervals compare ends and open/closed flags; unions of intervals compare as sets of parts;
+    - matrices compare shape and entries (a 1×n or n×1 matrix also equals an n-tuple);
+    - an equation `y = f` against a bare value compares `f` with it when `y` is a single symbol;
+      equation against equation is delegated to `backend.equation`;
+    - chained relations (`1 < x \\le 2`) need equal operators and pairwise-equal operands.
+    """
     gk, pk = gold[0], pred[0]
     if gk in _COLLECTIONS or pk in _COLLECTIONS:
         return _as_sets_equal(_items(gold), _items(pred), backend)

@@ -9,19 +9,11 @@ tuples (the "answer tree"), never touching sympy, `eval` or `sympify`:
     ("tuple", items)  ("set", items)  ("interval", lo_closed, a, b, hi_closed)
     ("matrix", rows)  ("union", parts)  ("eq", lhs, rhs)  ("rel", ops, operands)  ("list", items)
 
-Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > `\\cup` >
-`+ - \\pm` > `* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary
-minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`,
-functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
-that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
-`[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y; three or more in a row
-are a word, not math) except known function names; `e` is Euler's number and `i` the imaginary
-unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
-
 Size limits (`ParseLimits`, from `rewards.math.tokens`) are checked while tokenising and parsing:
 characters, tokens, nesting depth and digits per literal. Numeric-size guards that need values
 (huge powers, factorials) live in `rewards.math.exact.guard`. Any violation raises `TooBig`;
-malformed input raises `ParseError` with the offending position. It does not simplify or evaluate anything.
+malformed input raises `ParseError` with the offending position. The grammar is on
+`parse_answer`. It does not simplify or evaluate anything.
 Source: written here from scratch (plain recursive descent); it exists because sympy documents
 that `parse_expr`/`sympify` on strings use `eval`, so they must never see model text.
 """
@@ -377,7 +369,17 @@ _ATOMS = {
 
 
 def parse_answer(text: str, limits: ParseLimits = ParseLimits()):
-    """Answer tree of a normalised answer string (module docstring); ParseError/TooBig if not."""
+    """Answer tree of a normalised answer string; ParseError/TooBig if not.
+
+    Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > `\\cup` >
+    `+ - \\pm` > `* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary
+    minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`,
+    functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
+    that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
+    `[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y; three or more in a row
+    are a word, not math) except known function names; `e` is Euler's number and `i` the imaginary
+    unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
+    """
     tokens = tokenize(text, limits)
     if not tokens:
         raise ParseError("empty answer")

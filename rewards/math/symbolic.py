@@ -5,18 +5,7 @@ not decide). `to_sympy` builds expressions node by node from the parser's tree w
 constructors (`Integer`, `Rational(p, q)`, `Symbol`, `Add`, `Mul`, `Pow`, functions from a fixed
 registry); no string ever reaches `sympify`/`parse_expr`/`eval`.
 
-Scalar equivalence (`SYMPY.scalar`), in order:
-1. both sides exact rationals → the exact back end's answer (incl. the decimal rounding policy);
-2. a decimal literal against a constant (`1.4142` vs `\\sqrt2`) → the same rounding policy applied
-   to the constant evaluated to 50 digits;
-3. `a - b` is structurally zero → equal;
-4. numeric spot checks: the difference is evaluated to 30 digits at `SPOT_POINTS` deterministic
-   points (free symbols get distinct values of both signs); a point where it is finite and
-   larger than 1e-12 relative to the operands → not equal; at least 3 valid points that all
-   agree → equal (this is what decides sin²x+cos²x = 1 without simplify);
-5. otherwise (no valid point, e.g. everything undefined) `sympy.simplify(a - b) == 0`.
-Equations `l1 = r1`, `l2 = r2` are equal when `l1 - r1` is a nonzero constant multiple of
-`l2 - r2` on the spot points (so `y = 2x + 1` equals `2x - y + 1 = 0`).
+Scalar equivalence and equations are decided as `_sympy_scalar` / `_sympy_equation` say.
 Spot checks can in principle call two different functions equal; with 30-digit evaluation at
 several generic points that needs a contrived input. Wall time is bounded by the caller.
 Points take both signs, so identities that hold only for x > 0 (`\\sqrt{x^2} = x`,
@@ -171,6 +160,19 @@ def sympy_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 
 def _sympy_scalar(a, b) -> bool:
+    """Scalar equivalence (`SYMPY.scalar`).
+
+    In order:
+    1. both sides exact rationals → the exact back end's answer (with the rounding policy);
+    2. a decimal literal against a constant (`1.4142` vs `\\sqrt2`) → the same rounding policy
+       applied to the constant evaluated to 50 digits;
+    3. `a - b` is structurally zero → equal;
+    4. numeric spot checks: the difference is evaluated to 30 digits at `SPOT_POINTS`
+       deterministic points (free symbols get distinct values of both signs); a point where it
+       is finite and larger than 1e-12 relative to the operands → not equal; at least 3 valid
+       points that all agree → equal (this decides sin²x+cos²x = 1 without simplify);
+    5. otherwise (no valid point, e.g. everything undefined) `sympy.simplify(a - b) == 0`.
+    """
     try:
         return EXACT.scalar(a, b)
     except NeedsSymbolic:
@@ -187,6 +189,8 @@ def _sympy_scalar(a, b) -> bool:
 
 
 def _sympy_equation(a, b) -> bool:
+    """Equations `l1 = r1`, `l2 = r2` are equal when `l1 - r1` is a nonzero constant multiple of
+    `l2 - r2` on the spot points (so `y = 2x + 1` equals `2x - y + 1 = 0`)."""
     f = to_sympy(a[1]) - to_sympy(a[2])
     g = to_sympy(b[1]) - to_sympy(b[2])
     ratios = []
