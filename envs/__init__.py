@@ -4,7 +4,7 @@
 - `envs.arithmetic`, `envs.countdown`, `envs.code`, `envs.multilingual`: built-in synthetic envs;
 - `envs.jsonl`: GSM8K / MATH / code-with-tests files; `envs.templates`: prompt templates;
 - `envs.tags`: the one parser of `<think>`, `<answer>` and `\\boxed{}` (rewards read tags here);
-- `envs.preview`: print rendered prompts of an env, validate a JSONL file (`python -m envs.preview`).
+- `envs.preview`: print an env's rendered prompts, validate a JSONL file (`python -m envs.preview`).
 
 Env modules are imported lazily, on first `build_env` of their name.
 """

@@ -14,7 +14,8 @@ of a given number); the Unicode signs − × ÷ are accepted as - * /, and one t
 `= <target>` is ignored.
 
 `countdown_reward` scores the expression `envs.tags.final_answer` reads (the last
-<answer>…</answer> after the reasoning; think text never counts). This module does not check the completion's format; the `format` reward does.
+<answer>…</answer> after the reasoning; think text never counts). This module does not check
+the completion's format; the `format` reward does.
 """
 
 from __future__ import annotations

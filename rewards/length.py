@@ -114,7 +114,8 @@ def make_cosine_length_reward(
     """Factory: a reward scoring `cosine_length_reward(correct, length_fn(c), max_len, ...)`.
 
     `correctness` is a registry name (built with `rewards.registry.build_reward` and
-    `correctness_options`, e.g. `{"prefilled": True}`) or a reward callable; sample i is correct iff its score >= `correct_threshold`. `cosine_kwargs` are the
+    `correctness_options`, e.g. `{"prefilled": True}`) or a reward callable; sample i is correct
+    iff its score >= `correct_threshold`. `cosine_kwargs` are the
     r0_correct/rL_correct/r0_wrong/rL_wrong/r_exceed values. Errors and timeouts counted by the
     correctness reward are passed on in the returned `Scores`.
     """
