@@ -63,3 +63,7 @@ def test_each_algorithm_preset_trains_two_steps_with_its_defining_settings(
         assert len(batch) == metrics["group/kept_groups"] * a.group_size
     if a.clip_high != a.clip_low:
         assert "policy/clipfrac_high" in metrics and "policy/clipfrac_low" in metrics
+    if a.mask_truncated:  # overlong filtering: rows cut by the length limit enter no loss
+        truncated = [fr == "length" for fr in batch.finish_reasons]
+        assert any(truncated)
+        assert all(float(batch.mask[i].sum()) == 0 for i, t in enumerate(truncated) if t)
