@@ -53,6 +53,8 @@ def test_each_algorithm_preset_trains_two_steps_with_its_defining_settings(
     else:
         assert batch.adv.shape == batch.mask.shape and "loss/value" in metrics
         assert trainer.value_head is not None
+    # epoch 2 measures the ratio against the rollout policy, which epoch 1 moved away from
+    assert any(not torch.equal(r[m > 0], torch.ones_like(r[m > 0])) for r, m, _ in ratios)
     if a.ratio_level == "sequence":  # one ratio per row, shared by its valid tokens
         for ratio, mask, _ in ratios:
             for row, m in zip(ratio, mask):
