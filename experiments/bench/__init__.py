@@ -1,6 +1,7 @@
 """`rlreason-bench <name> [args]`: one entry point for the benchmark scripts (they print numbers).
 
-Names: engine, math, sandbox, rewards, hf, step, sampler. Each maps to `experiments.bench_<name>.main`.
+Names: engine, math, sandbox, rewards, hf, step, sampler, contention. Each maps to
+`experiments.bench.<name>.main`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ BENCHES = {
     "hf": "experiments.bench.hf",
     "step": "experiments.bench.step",
     "sampler": "experiments.bench.sampler",
+    "contention": "experiments.bench.contention",
 }
 
 

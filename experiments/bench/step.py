@@ -1,7 +1,7 @@
 """Time of one GRPO step, split into generation / reward / reference+old log-probs / update.
 
 Run: `rlreason-bench step [--d-model 128 --layers 4 --prompts 16 --group 8 --new 64 --steps 3
---lora-rank 0 --device auto --dtype float32]`. Uses a random `scratch` GPT on the arithmetic env
+--lora-rank 0 --device auto --dtype float32 --threads auto]`. Uses a random `scratch` GPT on the arithmetic env
 (rewards run for real), LoRA when `--lora-rank > 0`, W&B disabled. Prints the median step and its
 split over the steps after the first (warm-up). Asserts nothing.
 """
@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lora-rank", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--threads", default="auto", help="CPU threads, or auto (train.threads=null)")
     a = ap.parse_args(argv)
+    import torch
+
     from experiments.train import build_trainer
     from rlreason.config import Config
 
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg.sampling.max_new_tokens = a.new
     cfg.train.steps, cfg.train.prompts_per_step, cfg.train.progress = a.steps, a.prompts, False
     cfg.algo.group_size, cfg.algo.epochs = a.group, a.epochs
+    cfg.train.threads = None if a.threads == "auto" else int(a.threads)
     cfg.optim.warmup_steps, cfg.eval.n_problems, cfg.log.wandb.mode = 0, 0, "disabled"
     cfg.log.console_every, cfg.log.samples_every = 10**9, 0
     with tempfile.TemporaryDirectory() as d:
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(
         f"GRPO step: {a.prompts} prompts x {a.group} samples, {a.new} new tokens, "
-        f"d_model {a.d_model} x {a.layers} layers, lora rank {a.lora_rank}, device {a.device}"
+        f"d_model {a.d_model} x {a.layers} layers, lora rank {a.lora_rank}, device {a.device}, "
+        f"threads {a.threads} (ended on {torch.get_num_threads()})"
     )
     step = med["perf/step_s"]
     for k in ("gen", "reward", "ref", "train", "other"):
