@@ -104,12 +104,14 @@ def model_record(cfg: Config, model) -> dict:
 
 
 def set_cpu_threads(threads: int | None) -> None:
-    """`train.threads`: None keeps torch's default (all cores). Measured on the 2-core machine with
-    the 0.8M-param demo model: 2 threads ran 8 GRPO steps in 21.1 s vs 30.9 s on 1 thread when the
-    machine was otherwise idle, but a loaded machine (load average ~7) made 2 threads 15x slower
-    than 1 (OpenMP threads spinning against other processes): use `train.threads=1` there."""
+    """`train.threads`: a fixed CPU thread count; None: automatic on CPU (rlreason.threads: the
+    cores other processes leave free, re-checked every 2 s while the run goes on)."""
     if threads is not None:
         torch.set_num_threads(threads)
+    elif not torch.cuda.is_available():
+        from rlreason.threads import install
+
+        install()
 
 
 def resume_config(cfg: Config) -> Config:
