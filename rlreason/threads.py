@@ -21,12 +21,18 @@ from dataclasses import dataclass, field
 def choose_threads(cores: int, others_busy: float, current: int | None = None) -> int:
     """Threads for `cores` cores when other processes keep `others_busy` cores busy (0..cores).
 
-    Free cores rounded to the nearest whole core, at least 1. With `current`, a change needs
-    the free capacity to move a quarter core past the midpoint (no flapping around x.5)."""
+    Without `current`: the free cores rounded to the nearest whole core, at least 1. With it,
+    a thread is dropped once others take 0.4 of a core from it (a neighbour sharing our cores
+    shows up as ~2/3 of one) and added only when 0.75 of a core is free (no flapping)."""
     free = max(0.0, cores - max(0.0, others_busy))
-    want = max(1, min(cores, int(free + 0.5)))
-    near_midpoint = current is not None and abs(free - (min(want, current) + 0.5)) < 0.25
-    return current if near_midpoint and want != current else want
+
+    def clamp(n: int) -> int:
+        return max(1, min(cores, n))
+
+    if current is None:
+        return clamp(int(free + 0.5))
+    up, down = clamp(int(free + 0.25)), clamp(int(free + 0.6))
+    return up if up > current else down if down < current else current
 
 
 def read_proc_stat(path: str = "/proc/stat") -> tuple[float, float] | None:
