@@ -89,7 +89,7 @@ def load_memory(directory: Path) -> tuple[float, float, float]:
     return int(before) / 1024, int(peak) / 1024, float(seconds)
 
 
-def main(argv=None) -> dict:
+def parse_args(argv) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--d-model", type=int, default=768)
@@ -110,6 +110,11 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.group < 1 or args.batch % args.group:
         ap.error(f"--group {args.group} must divide --batch {args.batch}")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers
