@@ -221,7 +221,7 @@ def validate(cfg: Config) -> Config:
         f"algo.ratio_level={a.ratio_level!r}: choose one of {list(RATIO_LEVELS)}",
         e,
     )
-    group_estimator = a.advantage in ADVANTAGES and not ADVANTAGES[a.advantage].needs_value
+    group_estimator = a.advantage in ADVANTAGES and ADVANTAGES[a.advantage].grouped
     _check(
         a.group_size >= 2 or not group_estimator,
         f"algo.group_size={a.group_size}: {a.advantage} compares samples within a group, "

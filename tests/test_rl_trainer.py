@@ -186,19 +186,15 @@ def test_hydra_rejects_a_typo_in_an_override_and_accepts_reward_weights():
 def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_prefill(tmp_path):
     from envs.base import build_env
     from envs.templates import get_template
-    from experiments.train import reward_spec
-    from rlreason.config import RewardTerm
+    from rewards.scoring import reward_spec
 
     env = build_env("arithmetic", n_train=10, n_eval=2)
-    cfg = tiny_cfg(tmp_path)
-    cfg.reward = {"format": RewardTerm(weight=0.0), "language": RewardTerm(weight=0.0)}
-    cfg.reward_gate = "format"
-    spec, gate = reward_spec(cfg, env, get_template("r1_zero_prefill"))
+    overrides = {"format": (0.0, {}), "language": (0.0, {})}
+    spec = reward_spec(env, get_template("r1_zero_prefill"), overrides, "format")
+    # format accepts `prefilled`; math does not, so only format is told about the opened <think>
     assert spec == {"math": {"weight": 1.0}, "format": {"weight": 0.0, "prefilled": True}}
-    assert gate == "format"
-    cfg.reward_gate = "tag_count"
-    with pytest.raises(ConfigError, match="reward_gate"):
-        reward_spec(cfg, env, get_template("tiny"))
+    with pytest.raises(ValueError, match="reward_gate"):
+        reward_spec(env, get_template("tiny"), overrides, "tag_count")
 
 
 @pytest.mark.parametrize(
