@@ -13,8 +13,11 @@ from collections.abc import Callable
 
 import torch
 
-from rlreason.model.gpt import GPT, GPTConfig
-from rlreason.model.hf.load import DTYPES  # the model.dtype choices validate() checks
+from rlreason.model.gpt import (
+    DTYPES,  # the model.dtype choices validate() checks
+    GPT,
+    GPTConfig,
+)
 from rlreason.model.tokenizer import CharTokenizer
 
 

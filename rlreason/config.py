@@ -27,7 +27,7 @@ class ModelConfig:
     n_head: int = 4
     d_model: int = 128
     max_seq_len: int = 256
-    dtype: str = "float32"  # a rlreason.model.hf.load.DTYPES key
+    dtype: str = "float32"  # a rlreason.model.gpt.DTYPES key
     device: str = "auto"  # auto | cpu | cuda
     gradient_checkpointing: bool = False
 
@@ -196,7 +196,7 @@ def _check(ok: bool, msg: str, errors: list[str]) -> None:
 
 def validate(cfg: Config) -> Config:
     """Raise ConfigError listing every invalid setting (and the fix) before any work starts."""
-    from rlreason.model.hf.load import DTYPES
+    from rlreason.model.gpt import DTYPES
     from rlreason.rl.advantages import ADVANTAGES
     from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
 

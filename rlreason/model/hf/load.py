@@ -30,13 +30,11 @@ from pathlib import Path
 
 import torch
 
-from rlreason.model.gpt import GPT, GPTConfig, rope_inv_freq
+from rlreason.model.gpt import DTYPES, GPT, GPTConfig, rope_inv_freq
 from rlreason.model.hf.arch import Arch, arch_of, hf_shape, split
 from rlreason.model.hf.files import INDEX, CheckpointError, read_json
 from rlreason.model.hf.peft import load_peft_adapter
 from rlreason.model.hf.tokenizer import HFTokenizer
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def weight_files(directory: Path) -> list[Path]:
