@@ -19,13 +19,15 @@ import subprocess
 import sys
 
 STEP = re.compile(r"^\s+step\s+([0-9.]+) s", re.M)
+ENDED = re.compile(r"ended on (\d+)")
 
 
-def step_seconds(threads: str, steps: int, extra: list[str]) -> float:
+def step_seconds(threads: str, steps: int, extra: list[str]) -> tuple[float, str]:
+    """Median step time of a fresh `rlreason-bench step` process and the threads it ended on."""
     n = str(os.cpu_count() or 1) if threads == "all" else threads
     cmd = [sys.executable, "-m", "experiments.bench.step", "--steps", str(steps), "--threads", n]
     out = subprocess.run(cmd + extra, capture_output=True, text=True, check=True).stdout
-    return float(STEP.search(out).group(1))
+    return float(STEP.search(out).group(1)), ENDED.search(out).group(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """Next-token draws: temperature, top-k / top-p filtering and one inverse-CDF draw per row.
 
-`sample_next(logits, temperature, top_k, top_p, u)` turns one row of logits into one token and
-its sampler log-prob. Contract: the log-prob is taken under the temperature-scaled FULL
+`sample_next(logits, temperature, top_k, top_p, u)` turns logits (B, V) into one token per row
+and its sampler log-prob. Contract: the log-prob is taken under the temperature-scaled FULL
 distribution (log_softmax(logits / T) over the whole vocabulary, BEFORE top-k/top-p truncation);
 for greedy (`temperature=0`) under the unscaled distribution. The trainer compares its own
 log-probs with these to measure sampler/trainer mismatch.

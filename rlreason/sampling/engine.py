@@ -133,35 +133,49 @@ def generate(
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
     _check_ids(prompt_ids, getattr(model.config, "vocab_size", None))
-    device = next(model.parameters()).device
-    pad_id = pad_id if pad_id is not None else (tokenizer.pad_id if tokenizer is not None else 0)
-    if eos_id is None and tokenizer is not None:
-        eos_id = getattr(tokenizer, "eos_id", None)
-    longest = max(len(p) for p in prompt_ids)
-    limit = model.config.max_seq_len
+    longest, limit = max(len(p) for p in prompt_ids), model.config.max_seq_len
     if longest + max_new_tokens > limit:
         raise ValueError(
             f"generate: longest prompt ({longest}) + max_new_tokens ({max_new_tokens}) "
             f"exceeds the model's max_seq_len ({limit})"
         )
+    device = next(model.parameters()).device
+    pad_id = pad_id if pad_id is not None else (tokenizer.pad_id if tokenizer is not None else 0)
+    if eos_id is None and tokenizer is not None:
+        eos_id = getattr(tokenizer, "eos_id", None)
     with inference(model):
-        return _generate(
-            model,
-            prompt_ids,
-            n,
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            stop_ids,
-            eos_id,
-            seed,
-            tokenizer,
-            pad_id,
-            share_prefix,
-            use_cache,
-            compact,
-            device,
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed if seed is not None else torch.seed())
+        runner = _Decoder(
+            model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
+        )
+        stop = _StopMatcher(stop_ids, device)
+        B = len(prompt_ids) * n
+        out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
+        lengths = torch.zeros(B, dtype=torch.long, device=device)
+        finish = torch.zeros(B, dtype=torch.long, device=device)  # 0 running, 1 eos, 2 stop
+        for t in range(max_new_tokens):
+            rows = runner.rows  # (b,) original row ids
+            u = torch.rand(B, 1, generator=gen, device=device)[rows]  # (b, 1) one per row
+            tok, lp = sample_next(runner.logits, temperature, top_k, top_p, u)
+            alive = finish[rows] == 0  # (b,) still running
+            live, tok_live = rows[alive], tok[alive]
+            out[live, t], logps[live, t] = tok_live, lp[alive]
+            lengths[live] = t + 1
+            is_eos = (
+                (tok_live == eos_id)
+                if eos_id is not None
+                else torch.zeros_like(tok_live, dtype=torch.bool)
+            )
+            is_stop = stop.hits(out[live], t) & ~is_eos
+            finish[live] = torch.where(is_eos, 1, torch.where(is_stop, 2, 0))
+            running = finish[rows] == 0  # (b,)
+            if t == max_new_tokens - 1 or not bool(running.any()):
+                break
+            runner.step(tok.masked_fill(~running, pad_id), running)
+        return _package(
+            prompt_ids, n, out[:, : int(lengths.max())], logps, lengths, finish, pad_id, tokenizer
         )
 
 
@@ -175,59 +189,6 @@ def inference(model):
     finally:
         if was_training:
             model.train()
-
-
-def _generate(
-    model,
-    prompt_ids,
-    n,
-    max_new_tokens,
-    temperature,
-    top_k,
-    top_p,
-    stop_ids,
-    eos_id,
-    seed,
-    tokenizer,
-    pad_id,
-    share_prefix,
-    use_cache,
-    compact,
-    device,
-) -> Rollouts:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed if seed is not None else torch.seed())
-    runner = _Decoder(
-        model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
-    )
-    stop = _StopMatcher(stop_ids, device)
-    B = len(prompt_ids) * n
-    out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
-    lengths = torch.zeros(B, dtype=torch.long, device=device)
-    finish = torch.zeros(B, dtype=torch.long, device=device)  # 0 running, 1 eos, 2 stop
-    for t in range(max_new_tokens):
-        rows = runner.rows  # (b,) original row ids
-        u = torch.rand(B, 1, generator=gen, device=device)[rows]  # (b, 1) one per row
-        tok, lp = sample_next(runner.logits, temperature, top_k, top_p, u)
-        alive = finish[rows] == 0  # (b,) still running
-        live, tok_live = rows[alive], tok[alive]
-        out[live, t], logps[live, t] = tok_live, lp[alive]
-        lengths[live] = t + 1
-        is_eos = (
-            (tok_live == eos_id)
-            if eos_id is not None
-            else torch.zeros_like(tok_live, dtype=torch.bool)
-        )
-        is_stop = stop.hits(out[live], t) & ~is_eos
-        finish[live] = torch.where(is_eos, 1, torch.where(is_stop, 2, 0))
-        running = finish[rows] == 0  # (b,)
-        if t == max_new_tokens - 1 or not bool(running.any()):
-            break
-        runner.step(tok.masked_fill(~running, pad_id), running)
-    return _package(
-        prompt_ids, n, out[:, : int(lengths.max())], logps, lengths, finish, pad_id, tokenizer
-    )
 
 
 class _Decoder:
