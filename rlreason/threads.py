@@ -18,8 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 
-def choose_threads(cores: int, others_busy: float, current: int | None = None) -> int:
-    """Threads for `cores` cores when other processes keep `others_busy` cores busy (0..cores).
+def choose_threads(
+    cores: int, others_busy: float, current: int | None = None, ceiling: int | None = None
+) -> int:
+    """Threads for `cores` cores when other processes keep `others_busy` cores busy (0..cores),
+    at most `ceiling` (default: `cores`).
 
     Without `current`: the free cores rounded to the nearest whole core, at least 1. With it,
     a thread is dropped once others take 0.4 of a core from it (a neighbour sharing our cores
@@ -27,7 +30,7 @@ def choose_threads(cores: int, others_busy: float, current: int | None = None) -
     free = max(0.0, cores - max(0.0, others_busy))
 
     def clamp(n: int) -> int:
-        return max(1, min(cores, n))
+        return max(1, min(ceiling or cores, n))
 
     if current is None:
         return clamp(int(free + 0.5))
@@ -83,6 +86,7 @@ class AdaptiveThreads:
     """Re-decides the thread count from the load measured since the previous check."""
 
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    ceiling: int | None = None  # most threads ever used (default: cores)
     interval_s: float = 2.0
     threads: int = 0
     _last: Sample | None = None
@@ -94,7 +98,7 @@ class AdaptiveThreads:
         time.sleep(probe_s if a is not None else 0.0)
         b = take_sample()
         busy = others_busy(a, b, self.cores) if a is not None and b is not None else 0.0
-        self._apply(choose_threads(self.cores, busy))
+        self._apply(choose_threads(self.cores, busy, ceiling=self.ceiling))
         self._last, self._next_check = b, time.monotonic() + self.interval_s
         return self.threads
 
@@ -107,7 +111,7 @@ class AdaptiveThreads:
         b = take_sample()
         if b is not None and self._last is not None:
             busy = others_busy(self._last, b, self.cores)
-            self._apply(choose_threads(self.cores, busy, self.threads))
+            self._apply(choose_threads(self.cores, busy, self.threads, self.ceiling))
         self._last = b
         return self.threads
 
@@ -122,9 +126,11 @@ class AdaptiveThreads:
 _INSTALLED: AdaptiveThreads | None = None
 
 
-def install(interval_s: float = 2.0) -> AdaptiveThreads:
+def install(interval_s: float = 2.0) -> AdaptiveThreads | None:
     """Start an `AdaptiveThreads` and re-check it before module forwards of this thread (once
-    per process: a second call re-probes the running policy)."""
+    per process: a second call re-probes the running policy). The ceiling is torch's thread
+    count at the first call: its default (physical cores), or what OMP_NUM_THREADS or an earlier
+    `torch.set_num_threads` chose; a ceiling of 1 leaves everything as it is (returns None)."""
     import threading
 
     import torch
@@ -133,7 +139,10 @@ def install(interval_s: float = 2.0) -> AdaptiveThreads:
     if _INSTALLED is not None:
         _INSTALLED.start()
         return _INSTALLED
-    policy = _INSTALLED = AdaptiveThreads(interval_s=interval_s)
+    ceiling = torch.get_num_threads()
+    if ceiling <= 1:
+        return None
+    policy = _INSTALLED = AdaptiveThreads(ceiling=ceiling, interval_s=interval_s)
     policy.start()
     main = threading.get_ident()
 

@@ -16,6 +16,12 @@ def test_free_cores_rounded_to_whole_cores_and_never_zero(cores, busy, want):
     assert choose_threads(cores, busy) == want
 
 
+def test_never_more_threads_than_the_ceiling():
+    assert choose_threads(16, 0.0, ceiling=8) == 8
+    assert choose_threads(16, 0.0, current=4, ceiling=8) == 8
+    assert choose_threads(2, 0.0, ceiling=1) == 1
+
+
 def test_a_thread_goes_once_a_neighbour_shares_the_cores_and_comes_back_when_free():
     assert choose_threads(2, 0.67, current=2) == 1  # 3 runnable threads on 2 cores
     assert choose_threads(2, 0.45, current=1) == 1  # 1.55 free: too close to 1.5

@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> None:
             burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
                 for t in a.threads:
-                    times[t, busy].append(step_seconds(t, a.steps, extra))
+                    seconds, ended = step_seconds(t, a.steps, extra)
+                    times[t, busy].append(seconds)
                     print(
                         f"round {r + 1} {'busy' if busy else 'idle'} threads={t}: "
-                        f"{times[t, busy][-1]:.3f} s/step",
+                        f"{seconds:.3f} s/step (ended on {ended} threads)",
                         flush=True,
                     )
             finally:
