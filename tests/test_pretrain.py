@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import experiments.demo.base_eval as base_eval
 import experiments.demo.pretrain as pretrain
 from experiments.demo.corpus import CorpusConfig
 from experiments.demo.pretrain import (
@@ -95,7 +96,7 @@ def test_default_config_matches_the_arithmetic_env_and_fits_its_longest_trace():
 
 def test_completion_stats_split_thinking_and_direct_completions_by_hand():
     texts = ["<think>2+2</think><answer>4</answer>", "<answer>3</answer>", "<answer>5</answer>"]
-    stats = pretrain._completion_stats(texts, [1.0, 0.0, 1.0])
+    stats = base_eval._completion_stats(texts, [1.0, 0.0, 1.0])
     assert stats == {
         "accuracy": pytest.approx(2 / 3),
         "think_share": pytest.approx(1 / 3),
@@ -104,7 +105,7 @@ def test_completion_stats_split_thinking_and_direct_completions_by_hand():
         "format_rate": pytest.approx(1 / 3),
         "n": 3,
     }
-    assert pretrain._completion_stats(texts[1:], [0.0, 1.0])["think_accuracy"] is None
+    assert base_eval._completion_stats(texts[1:], [0.0, 1.0])["think_accuracy"] is None
 
 
 def test_the_default_recipe_anneals_from_a_trace_rich_mix_to_a_direct_answer_mix():

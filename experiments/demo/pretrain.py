@@ -1,43 +1,18 @@
 """`rlreason-pretrain`: build the weak-but-not-hopeless base model of the built-in R1-Zero demo.
 
-`ensure_base(cfg)` returns a model directory (`save_model` layout plus `pretrain.json`) for the
-config, cached under `<cache root>/<hash>` where the hash covers the whole `PretrainConfig`
-(corpus, model shape, training, evaluation) and `FORMAT_VERSION`; the cache root is `cache_dir`,
-else `$RLREASON_CACHE/base`, else `~/.cache/rlreason/base`. A miss builds the base: corpus
-(`experiments.demo.corpus`), char tokenizer, a ~0.8M-parameter gpt2-flavour GPT seeded from `train.seed`,
-`rlreason.lm_train.train_lm`, then the held-out evaluation below.
+`ensure_base(cfg)` returns a model directory (`save_model` layout plus `pretrain.json`), cached
+under `<cache root>/<hash of PretrainConfig and FORMAT_VERSION>`; the root is `cache_dir`, else
+`$RLREASON_CACHE/base`, else `~/.cache/rlreason/base`. A miss builds it: corpus
+(`experiments.demo.corpus`), char tokenizer, a ~0.8M-parameter gpt2-flavour GPT, two phases of
+`rlreason.lm_train.train_lm` (trace-rich, then a short direct-answer-heavy anneal: see
+`PretrainConfig`), then `experiments.demo.base_eval`. The result mostly answers directly but
+sometimes writes a trace that is usually right: what RL can amplify. gpt2 positions and
+fixed-width operands put every digit a trace needs at a fixed position, which this model learns
+within budget. The loss covers completions only (the prompt digits are uniformly random). The
+build is written under a temporary name and renamed, so a crash never leaves a half-written base.
+Same config, same weights: seeded init and order, `TRAIN_THREADS` = 1 torch thread.
 
-The recipe has two phases, like web pretraining followed by an annealing mix:
-1. a corpus rich in worked traces (90% `<think>` traces, some sloppy or truncated; 10% direct
-   answers) teaches the digit-by-digit procedure (600 steps at peak lr 3e-3);
-2. a short, low-lr phase on a mix dominated by direct answers (65% direct, wrong where a carry
-   is needed; 25% traces; 10% badly formatted; 60 steps at 3e-4) makes the model *prefer*
-   answering directly while it keeps the procedure.
-The result mostly answers directly (and wrongly on carries) but sometimes writes a trace that is
-usually right: exactly what RL can amplify. A single-phase mix with 20% traces did not learn the
-procedure within this budget (greedy 0%, thinking accuracy 0% after 600 steps); 90% traces alone
-learn it (greedy 99.5%) but the base then always thinks (nothing left for RL to discover).
-
-Why gpt2 (learned absolute positions) and fixed-width operands (2 digits each): every digit the
-trace needs then sits at a fixed position, so the lookups are a fixed position-to-position table.
-In our trials the gpt2 flavour left the "ignore the prompt" loss plateau after ~700 steps while the
-llama (RoPE) flavour had not left it after 1000, and with variable-width operands neither had
-after 800-1600 steps. The directory is written under a temporary name and renamed, so a crashed or
-concurrent build never leaves a half-written base.
-
-Pretraining puts the loss on the completion part of each document only (departure from "web"
-pretraining, where every token counts): the prompt digits are uniformly random, so predicting
-them only costs capacity and CPU time.
-
-`evaluate_base` measures the base on the env's eval split with the engine and the rewards: greedy
-and sampled (T=1) accuracy (`rewards.math`), strict format rate (`rewards.format`), the share of
-completions that open `<think>`, the accuracy of thinking vs direct completions and mean
-completion length. Same config → same weights (seeded init and batch order; training runs with
-`TRAIN_THREADS` = 1 torch thread, restored afterwards, so the result does not depend on the core
-count). One thread is also the fast choice for a model this small: on the shared 2-core machine
-a step took 0.16 s with one thread and 2.6 s with two (OpenMP threads fighting other load).
-
-Not here: RL (rl/trainer.py), Hydra (the trainer calls `ensure_base` with the default config).
+Not here: RL (`rlreason.rl.trainer`), Hydra (the trainer calls `ensure_base`).
 """
 
 from __future__ import annotations
@@ -53,19 +28,18 @@ from pathlib import Path
 
 import torch
 
-from envs.base import build_env
-from envs.templates import get_template
+from experiments.demo.base_eval import (
+    evaluate_default,
+    summary_line,
+)
 from experiments.demo.corpus import CorpusConfig, build_corpus, mix_summary
-from rewards.format import is_strict_format
-from rewards.math import math_reward
 from rlreason.lm_train import LMTrainConfig, train_lm
 from rlreason.model.gpt import GPT, GPTConfig
 from rlreason.model.io import load_model, save_model
 from rlreason.model.tokenizer import CharTokenizer
-from rlreason.sampling.engine import generate
 
 FORMAT_VERSION = "base-v2"  # bump when the corpus or the recipe changes meaning
-TRAIN_THREADS = 1
+TRAIN_THREADS = 1  # result independent of the core count; also the fastest for a model this small
 
 
 @dataclass(frozen=True)
@@ -87,7 +61,7 @@ class BaseEvalConfig:
 
 @dataclass(frozen=True)
 class AnnealConfig:
-    """Phase 2: a short, low-lr phase on a direct-answer-heavy mix (see the module docstring)."""
+    """Phase 2: a short, low-lr phase on a direct-answer-heavy mix (see `PretrainConfig`)."""
 
     steps: int = 60
     peak_lr: float = 3e-4
@@ -101,6 +75,17 @@ class AnnealConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
+    """The base recipe, in two phases like web pretraining followed by an annealing mix.
+
+    1. A corpus rich in worked traces (90% `<think>` traces, some sloppy or truncated; 10% direct
+       answers) teaches the digit-by-digit procedure (600 steps at peak lr 3e-3).
+    2. A short low-lr anneal on a mix dominated by direct answers (65% direct, wrong where a carry
+       is needed; 25% traces; 10% badly formatted; 60 steps at 3e-4) makes the model prefer
+       answering directly while it keeps the procedure.
+    One phase cannot do both: with 20% traces the procedure is not learnt within this budget,
+    and with 90% traces alone the base always thinks, leaving RL nothing to discover.
+    """
+
     corpus: CorpusConfig = field(
         default_factory=lambda: CorpusConfig(
             n_docs=38_400,
@@ -178,75 +163,6 @@ def is_built(directory: Path) -> bool:
         (directory / f).is_file()
         for f in ("pretrain.json", "model.safetensors", "config.json", "tokenizer.json")
     )
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def _completion_stats(texts: list[str], scores: list[float]) -> dict:
-    think = [i for i, t in enumerate(texts) if "<think>" in t]
-    direct = [i for i, t in enumerate(texts) if "<think>" not in t]
-    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else None
-    return {
-        "accuracy": sum(scores) / len(scores),
-        "think_share": len(think) / len(texts),
-        "think_accuracy": mean(think),
-        "direct_accuracy": mean(direct),
-        "format_rate": sum(map(is_strict_format, texts)) / len(texts),
-        "n": len(texts),
-    }
-
-
-def evaluate_base(
-    model,
-    tokenizer,
-    tasks,
-    *,
-    temperature: float,
-    samples: int = 1,
-    max_new_tokens: int = 96,
-    seed: int = 0,
-    template: str = "tiny",
-) -> dict:
-    """Accuracy, format rate, think share/accuracy and mean length of completions of `tasks`."""
-    tmpl = get_template(template)
-    prompts = [tokenizer.encode(tmpl.render(t)) for t in tasks]
-    stop_ids = [tokenizer.encode(s) for s in tmpl.stop]
-    out = generate(
-        model,
-        prompts,
-        n=samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        tokenizer=tokenizer,
-        stop_ids=stop_ids,
-    )
-    expanded = [t for t in tasks for _ in range(samples)]  # prompt-major, like the engine
-    scores = list(math_reward(out.texts, expanded))
-    stats = _completion_stats(out.texts, scores)
-    stats["mean_length"] = sum(len(c) for c in out.completion_ids) / len(out.completion_ids)
-    return stats
-
-
-def evaluate_default(model, tokenizer, cfg: PretrainConfig) -> dict:
-    """Greedy and T=1 results on the first `cfg.eval.n_problems` eval problems."""
-    tasks = list(build_env("arithmetic", **cfg.env_kwargs()).eval)[: cfg.eval.n_problems]
-    e = cfg.eval
-    return {
-        "greedy": evaluate_base(
-            model, tokenizer, tasks, temperature=0.0, max_new_tokens=e.max_new_tokens, seed=e.seed
-        ),
-        "sampled": evaluate_base(
-            model,
-            tokenizer,
-            tasks,
-            temperature=1.0,
-            samples=e.samples,
-            max_new_tokens=e.max_new_tokens,
-            seed=e.seed,
-        ),
-    }
 
 
 # --------------------------------------------------------------------------- building
@@ -343,17 +259,6 @@ def _train_phase(
         return train_lm(model, seqs, train, pad_id=pad_id, loss_starts=starts, log=progress)
     finally:
         torch.set_num_threads(threads)
-
-
-def summary_line(results: dict) -> str:
-    g, s = results["greedy"], results["sampled"]
-    pct = lambda x: "n/a" if x is None else f"{x:.1%}"
-    return (
-        f"greedy acc {pct(g['accuracy'])} | sampled acc {pct(s['accuracy'])}, think "
-        f"{pct(s['think_share'])} (right {pct(s['think_accuracy'])}), direct right "
-        f"{pct(s['direct_accuracy'])}, format {pct(s['format_rate'])}, "
-        f"length {s['mean_length']:.1f}"
-    )
 
 
 def ensure_base(

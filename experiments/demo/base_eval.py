@@ -1,0 +1,99 @@
+"""How good the demo base model is: accuracy, format and thinking statistics of its completions.
+
+`evaluate_base` samples completions of the arithmetic env's eval split with the engine and scores
+them with the rewards: accuracy (`rewards.math`), strict format rate (`rewards.format`), the
+share of completions that open `<think>`, the accuracy of thinking vs direct completions and the
+mean completion length. `evaluate_default` runs it greedy and at T=1 for a `PretrainConfig`.
+
+Not here: training the base or caching it (`experiments.demo.pretrain`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from envs.base import build_env
+from envs.templates import get_template
+from rewards.format import is_strict_format
+from rewards.math import math_reward
+from rlreason.sampling.engine import generate
+
+if TYPE_CHECKING:
+    from experiments.demo.pretrain import PretrainConfig
+
+
+def _completion_stats(texts: list[str], scores: list[float]) -> dict:
+    think = [i for i, t in enumerate(texts) if "<think>" in t]
+    direct = [i for i, t in enumerate(texts) if "<think>" not in t]
+    mean = lambda idx: sum(scores[i] for i in idx) / len(idx) if idx else None
+    return {
+        "accuracy": sum(scores) / len(scores),
+        "think_share": len(think) / len(texts),
+        "think_accuracy": mean(think),
+        "direct_accuracy": mean(direct),
+        "format_rate": sum(map(is_strict_format, texts)) / len(texts),
+        "n": len(texts),
+    }
+
+
+def evaluate_base(
+    model,
+    tokenizer,
+    tasks,
+    *,
+    temperature: float,
+    samples: int = 1,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+    template: str = "tiny",
+) -> dict:
+    """Accuracy, format rate, think share/accuracy and mean length of completions of `tasks`."""
+    tmpl = get_template(template)
+    prompts = [tokenizer.encode(tmpl.render(t)) for t in tasks]
+    stop_ids = [tokenizer.encode(s) for s in tmpl.stop]
+    out = generate(
+        model,
+        prompts,
+        n=samples,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        tokenizer=tokenizer,
+        stop_ids=stop_ids,
+    )
+    expanded = [t for t in tasks for _ in range(samples)]  # prompt-major, like the engine
+    scores = list(math_reward(out.texts, expanded))
+    stats = _completion_stats(out.texts, scores)
+    stats["mean_length"] = sum(len(c) for c in out.completion_ids) / len(out.completion_ids)
+    return stats
+
+
+def evaluate_default(model, tokenizer, cfg: PretrainConfig) -> dict:
+    """Greedy and T=1 results on the first `cfg.eval.n_problems` eval problems."""
+    tasks = list(build_env("arithmetic", **cfg.env_kwargs()).eval)[: cfg.eval.n_problems]
+    e = cfg.eval
+    return {
+        "greedy": evaluate_base(
+            model, tokenizer, tasks, temperature=0.0, max_new_tokens=e.max_new_tokens, seed=e.seed
+        ),
+        "sampled": evaluate_base(
+            model,
+            tokenizer,
+            tasks,
+            temperature=1.0,
+            samples=e.samples,
+            max_new_tokens=e.max_new_tokens,
+            seed=e.seed,
+        ),
+    }
+
+
+def summary_line(results: dict) -> str:
+    g, s = results["greedy"], results["sampled"]
+    pct = lambda x: "n/a" if x is None else f"{x:.1%}"
+    return (
+        f"greedy acc {pct(g['accuracy'])} | sampled acc {pct(s['accuracy'])}, think "
+        f"{pct(s['think_share'])} (right {pct(s['think_accuracy'])}), direct right "
+        f"{pct(s['direct_accuracy'])}, format {pct(s['format_rate'])}, "
+        f"length {s['mean_length']:.1f}"
+    )
