@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rewards.code import sandbox
+from rewards.code import isolation, sandbox
 from rewards.code.sandbox import BACKENDS, Limits, execute, execute_many, run_program
 
 TIMEOUT = 1.0
@@ -160,13 +160,13 @@ def test_program_cannot_kill_the_parent():
 
 
 def test_missing_namespaces_degrade_with_a_warning(monkeypatch):
-    monkeypatch.setattr(sandbox, "_probe", lambda prefix: False)
-    sandbox._detect_backend.cache_clear()
+    monkeypatch.setattr(isolation, "_probe", lambda prefix: False)
+    isolation._detect_backend.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="degraded isolation"):
             assert sandbox.detect_backend().name == "rlimits"
     finally:
-        sandbox._detect_backend.cache_clear()
+        isolation._detect_backend.cache_clear()
 
 
 def test_execute_many_keeps_input_order_under_parallel_workers():
@@ -185,7 +185,7 @@ def test_harness_failure_raises_sandbox_error_not_a_program_verdict(monkeypatch)
 
 
 @pytest.mark.skipif(
-    not sandbox._probe(BACKENDS["user-unshare"].prefix), reason="needs unprivileged user namespaces"
+    not isolation._probe(BACKENDS["user-unshare"].prefix), reason="needs unprivileged user namespaces"
 )
 def test_user_namespace_backend_still_isolates_files_and_network():
     program = (
