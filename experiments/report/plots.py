@@ -9,7 +9,8 @@ read a series' final value and first step at a target. `draw` writes the PNG wit
 matplotlib's object API (`Figure` + the Agg canvas), never `pyplot`, so it keeps no global figure
 state and works whatever backend the calling process selected.
 
-Not here: reading run directories, markdown, the CLI (experiments/report/build.py).
+Not here: reading run directories (`runs.py`), markdown (`run_report.py`, `build.py`), the CLI
+(`build.py`).
 """
 
 from __future__ import annotations

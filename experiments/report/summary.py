@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from experiments.report.build import TABLE_KEYS, write_report
+from experiments.report.run_report import TABLE_KEYS, write_report
 
 
 def last_train_metrics(run_dir: Path) -> dict:
