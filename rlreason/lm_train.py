@@ -114,10 +114,9 @@ def batch_order(
 def _batches(lengths: Sequence[int], cfg: LMTrainConfig):
     epoch = 0
     while True:
-        for batch in batch_order(
+        yield from batch_order(
             lengths, cfg.batch_size, cfg.seed * 100_003 + epoch, cfg.bucket_batches
-        ):
-            yield batch
+        )
         epoch += 1
 
 

@@ -69,7 +69,7 @@ def test_peft_export_uses_peft_key_layout_and_config_fields(tmp_path):
     assert config["target_modules"] == ["model.layers.1.mlp.down_proj", "self_attn.q_proj"]
     assert config["base_model_name_or_path"] == str((tmp_path / "base").resolve())
     with safe_open(str(tmp_path / "adapter" / "adapter_model.safetensors"), "pt") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     assert shapes["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"] == (4, 32)
     assert shapes["base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"] == (32, 4)
     assert len(shapes) == 2 * 3

@@ -1,27 +1,20 @@
-"""Hugging Face checkpoints in and out: `load_pretrained` and `save_merged`.
+"""Read a Hugging Face checkpoint into our GPT: `load_pretrained`.
 
 `load_pretrained(path, dtype="auto", device="cpu", adapter=None)` reads a local directory in
-Hugging Face layout (config.json; model.safetensors or model-0000x-of-0000y.safetensors with
-model.safetensors.index.json; tokenizer.json and friends) for GPT-2, Llama, Qwen2 and Qwen3 and
-returns `(GPT, HFTokenizer)` (`with_tokenizer=False`: `(GPT, None)`). The model is built on the
-`meta` device, allocated once in the target dtype, and filled shard by shard, tensor by tensor,
-from `safe_open`, so no second full copy of the weights is ever held: beyond the model, peak RSS
-grows by at most the current shard's memory-mapped (page-cache) pages. `dtype="auto"` takes config.json's dtype
-(float32 when absent). `path` may also be a PEFT adapter directory whose
+Hugging Face layout (config.json; model.safetensors or sharded model-0000x-of-0000y.safetensors
+with model.safetensors.index.json; tokenizer.json and friends) for GPT-2, Llama, Qwen2 and Qwen3
+and returns `(GPT, HFTokenizer)` (`with_tokenizer=False`: `(GPT, None)`). The model is built on
+the `meta` device, allocated once in the target dtype and filled tensor by tensor from
+`safe_open`, so no second full copy of the weights is held. `dtype="auto"` takes config.json's
+dtype (float32 when absent). `path` may be a PEFT adapter directory whose
 `base_model_name_or_path` is a local base directory, or pass `adapter=` explicitly.
 
-`save_merged(model, directory, tokenizer=None, max_shard_size=...)` writes the policy with every
-LoRA update folded in (the live model is not modified) as HF safetensors shards + config.json,
-loadable by `transformers`; GPT-2's q/k/v are fused back into `c_attn`. A model loaded with
-`load_pretrained` keeps its original config.json (`model.hf_config`); a natively built one gets a
-config derived from its `GPTConfig` (see hf_arch.arch_for_model).
+Errors name the problem: a missing directory or file (`CheckpointError`), a listed shard that is
+absent, a tensor whose shape disagrees with config.json, a tensor missing from or unknown to the
+architecture, an unsupported model_type or config field.
 
-Errors name the problem: a missing directory or file (`CheckpointError`), a shard listed in the
-index but absent, a tensor whose shape disagrees with config.json (both names given), a tensor
-missing from or unknown to the architecture, an unsupported model_type or config field.
-
-Not here: the architecture tables (hf_arch.py), PEFT adapters (hf_peft.py), the tokenizer
-(hf_tokenizer.py), `.bin` (pickle) checkpoints (deliberately refused), downloads from the Hub.
+Not here: writing checkpoints (export.py), the architecture tables (arch.py), PEFT adapters
+(peft.py), the tokenizer (tokenizer.py), `.bin` (pickle) checkpoints (refused), Hub downloads.
 """
 
 from __future__ import annotations
@@ -97,7 +90,7 @@ def stream_weights(model: GPT, arch: Arch, shards: list[Path], model_type: str =
     filled: set[str] = set()
     for shard in shards:
         with safe_open(str(shard), framework="pt", device="cpu") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 name = arch.normalise(key)
                 link = links.get(name)
                 if link is None:
