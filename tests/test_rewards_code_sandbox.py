@@ -185,7 +185,8 @@ def test_harness_failure_raises_sandbox_error_not_a_program_verdict(monkeypatch)
 
 
 @pytest.mark.skipif(
-    not isolation._probe(BACKENDS["user-unshare"].prefix), reason="needs unprivileged user namespaces"
+    not isolation._probe(BACKENDS["user-unshare"].prefix),
+    reason="needs unprivileged user namespaces",
 )
 def test_user_namespace_backend_still_isolates_files_and_network():
     program = (

@@ -13,7 +13,7 @@ tensors `ours`. Two kinds cover all four architectures:
 `split` and `join` convert between the two sides; shapes come from our (possibly meta) tensors, so
 the same table serves import, shape checks, merged export and the PEFT module mapping.
 
-Not here: file I/O (hf.py), adapters (hf_peft.py), tokenizers (hf_tokenizer.py).
+Not here: file I/O (load.py, export.py), adapters (peft.py), the tokenizer (tokenizer.py).
 """
 
 from __future__ import annotations

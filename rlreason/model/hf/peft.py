@@ -6,7 +6,7 @@ A PEFT LoRA directory holds `adapter_config.json` (`peft_type: "LORA"`, `r`, `lo
 `.lora_B.weight` (out, r); PeftModel applies y += scale * B A x with scale = alpha / r
 (alpha / sqrt(r) under rsLoRA), the same update as our `LoRALinear`.
 
-Module names come from the architecture tables (hf_arch.links), so export and import are exact:
+Module names come from the architecture tables (arch.links), so export and import are exact:
 - Llama/Qwen: one HF module per LoRA module, tensors unchanged.
 - GPT-2 fuses q/k/v into one `c_attn` (a transposed Conv1D; PEFT handles it with
   `fan_in_fan_out`). Our separate q/k/v adapters export exactly as one block-structured c_attn
