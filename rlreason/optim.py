@@ -10,7 +10,7 @@
   notes clip only after warmup); always returns the pre-clip norm for logging.
 - `plot_schedule`: the schedule as a PNG.
 
-Not here: the training loop (rl/trainer.py, sft.py).
+Not here: the training loop (rl/trainer.py).
 """
 
 from __future__ import annotations

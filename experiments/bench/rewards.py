@@ -95,7 +95,7 @@ def bench_optional(
     options: dict,
     repeats: int,
 ) -> None:
-    """Time a teammate's reward if its module imports; report and skip otherwise. Every call
+    """Time a reward if its module imports; report and skip otherwise. Every call
     gets a fresh batch (`make_batch(call_index)`) so answer caches cannot flatter the numbers."""
     try:
         reward = build_reward(name, **options)

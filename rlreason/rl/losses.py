@@ -174,8 +174,8 @@ class LossNorm:
 
     n_tokens: valid tokens; n_seqs: rows with at least one valid token (masked-out rows, e.g.
     truncated, do not dilute sequence means); max_len: Dr. GRPO's constant L (the configured max
-    completion length), None if unused. Ranks add their norms (all-reduced counts); as DDP
-    averages gradients, each rank's loss is then multiplied by the world size.
+    completion length), None if unused. The counts are plain sums, so they add up across
+    micro-batches.
     """
 
     n_tokens: float
