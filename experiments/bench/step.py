@@ -13,24 +13,8 @@ import statistics
 import tempfile
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="rlreason-bench step")
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--new", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--lora-rank", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--threads", default="auto", help="CPU threads, or auto (train.threads=null)")
-    a = ap.parse_args(argv)
-    import torch
-
-    from experiments.train import build_trainer
+def step_config(a: argparse.Namespace):
+    """The Config of a scratch-model GRPO run on the arithmetic env, W&B and eval off."""
     from rlreason.config import Config
 
     cfg = Config()
@@ -51,6 +35,29 @@ def main(argv: list[str] | None = None) -> None:
     cfg.train.threads = None if a.threads == "auto" else int(a.threads)
     cfg.optim.warmup_steps, cfg.eval.n_problems, cfg.log.wandb.mode = 0, 0, "disabled"
     cfg.log.console_every, cfg.log.samples_every = 10**9, 0
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="rlreason-bench step")
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lora-rank", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--threads", default="auto", help="CPU threads, or auto (train.threads=null)")
+    a = ap.parse_args(argv)
+    import torch
+
+    from experiments.train import build_trainer
+
+    cfg = step_config(a)
     with tempfile.TemporaryDirectory() as d:
         cfg.log.run_dir = d
         trainer = build_trainer(cfg)
