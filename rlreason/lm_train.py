@@ -1,23 +1,18 @@
-"""A small next-token training loop over token-id sequences (pretraining, later SFT).
+"""A small next-token training loop over token-id sequences (the demo's pretraining).
 
-- `pad_batch`: right-pads sequences into `ids (B, T)` and a loss mask `(B, T-1)` over next-token
-  targets. A target counts when it is a real token (never padding) at or after the sequence's
-  `loss_start` (0: every token after the first; `len(prompt)`: completion tokens only).
-- `masked_lm_loss`: summed cross-entropy over the counted targets divided by `denom` (default:
-  their count, a token mean over the batch).
-- `train_lm` divides every batch by the same `denom`, the corpus-wide mean number of counted
-  targets per batch, so every token weighs the same in every batch. With a per-batch token mean
-  and length bucketing, a token of a batch of long documents would weigh several times less than
-  a token of a batch of short ones (the base learned the share of its direct answers as 93%
-  instead of the corpus's 66% that way).
-- `batch_order`: a seeded epoch order that groups similar lengths (sort within buckets of
-  `bucket_batches` batches, then shuffle the batches) so a batch wastes little padding.
-- `train_lm`: AdamW (`build_adamw`), warmup + cosine (`lr_at`), global-norm clipping
-  (`clip_gradients`), seeded batch order; returns the per-step loss history.
+`pad_batch` right-pads sequences into ids and a loss mask over next-token targets (a target
+counts at or after its sequence's `loss_start`); `masked_lm_loss` sums cross-entropy over the
+counted targets; `batch_order` groups similar lengths so a batch wastes little padding;
+`train_lm` runs AdamW with warmup + cosine and global-norm clipping and returns the losses.
 
-Not here: model construction and seeding of its initial weights (the caller's), data generation,
-Hydra, logging backends (an optional `log(step, loss, lr)` callback is all it knows), gradient
-accumulation and devices other than the model's own.
+Every batch is divided by the same denominator, the corpus-wide mean number of counted targets
+per batch, so every token weighs the same in every batch: with a per-batch token mean and length
+bucketing, a token in a batch of long documents would weigh several times less than one in a
+batch of short ones, skewing what the model learns towards short documents.
+
+Not here: model construction and seeding (the caller's), data generation, Hydra, logging backends
+(an optional `log(step, loss, lr)` callback), gradient accumulation, devices other than the
+model's own.
 """
 
 from __future__ import annotations

@@ -1,25 +1,17 @@
 """The in-sandbox harness: set up isolation, drop privileges, run one untrusted program.
 
-This file is run by `rewards.code.sandbox` as `python -I -S -c BOOT JOB FD`, where BOOT executes this
-file's code object (compiled once by the parent, shipped in JOB) and calls `main`; it also runs
-as a plain script. Trusted code never imports it. It starts with the privileges the launcher
-gave it (root inside fresh PID/network/mount namespaces when the machine allows it) and, in
-this order:
+Run by `rewards.code.sandbox` as `python -I -S -c BOOT JOB FD` (BOOT executes this file's code
+object, compiled once by the parent and shipped in JOB, and calls `main`); it also runs as a plain
+script, and trusted code never imports it. Starting with the privileges the launcher gave it
+(root inside fresh PID/network/mount namespaces where the machine allows), in order: it reads and
+deletes the job file; remounts every mount read-only and nosuid and mounts a small tmpfs on the
+working dir, if asked; drops to the run's uid/gid with no groups and `PR_SET_NO_NEW_PRIVS`;
+applies the rlimits; runs the program as `__main__`, then each function-call case, writing
+`repr(value)` (or the exception type) to the result pipe as length-prefixed frames.
 
-1. reads the job (a `marshal` dict written by the trusted parent) and deletes the job file;
-2. if asked, makes every mount read-only (`MS_REMOUNT|MS_BIND|MS_RDONLY|MS_NOSUID`) inside its
-   private mount namespace and mounts a small tmpfs, owned by the run's uid, on the working dir;
-3. drops to the run's unprivileged uid/gid (no supplementary groups, so no capabilities left)
-   and sets `PR_SET_NO_NEW_PRIVS`;
-4. applies the resource limits (address space, CPU seconds, processes, file size, open files,
-   core dumps);
-5. executes the program as `__main__`, then evaluates each function-call case in its namespace
-   and writes `repr(value)` (or the exception type) to the result pipe as length-prefixed frames.
-
-It deliberately decides nothing: no verdicts, no comparison with expected values (those never
-enter the child). The result pipe is not secret from the program that shares this process; it
-does not need to be, since the parent only reads data from it and compares it itself. Stays
-light on imports (no json/re) because its start-up time is the sandbox's per-run cost.
+It decides nothing: no verdicts, and expected values never enter the child, so the program
+reading the result pipe learns nothing it could exploit. It imports little (no json/re): its
+start-up time is the sandbox's per-run cost.
 """
 
 import marshal

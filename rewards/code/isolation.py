@@ -1,30 +1,17 @@
 """Isolation backends of the code sandbox: how a run is launched, and how its process tree dies.
 
-Layers (backend "unshare", chosen when `unshare -m -n -p -f --mount-proc` works as root):
-- a fresh process per run, `python -I -S` (no user site, no PYTHON* variables, no site-packages),
-  an empty environment (`env={}`, so none of the parent's secrets);
-- PID namespace with its own /proc: the harness is PID 1, so when it exits or the parent
-  SIGKILLs it on the wall-clock deadline the kernel kills every process in it, including
-  `setsid` daemons; the program cannot see or signal any process outside it. (As PID 1 the
-  program ignores signals it sends itself without a handler, e.g. `os.kill(os.getpid(), 11)`);
-- network namespace: only a downed loopback, so no connection to anything, local or remote;
-- mount namespace: every mount re-mounted read-only and nosuid, plus a private tmpfs (size
-  capped) on the run's working directory, which disappears with the namespace; the host-side
-  directory (from `mkdtemp`) is removed by the parent afterwards;
-- unprivileged uid/gid per concurrent run (a pool of otherwise unused ids, no supplementary
-  groups, `no_new_privs`), so the program has no capabilities, cannot signal the root parent,
-  and `RLIMIT_NPROC` counts only its own processes;
-- rlimits: address space (`memory_mb`), CPU seconds, processes, file size, open files, core 0;
-- caps on stdout, stderr and the result channel; exceeding one kills the run (`output_limit`).
-Directories the dropped uid cannot enter on the way to the interpreter's stdlib (here /root,
-for a pyenv Python) are covered by an empty tmpfs with only that path bound back.
-Backend "user-unshare" (non-root with user namespaces) keeps the namespaces but cannot drop to
-another uid. Backend "rlimits" (no namespaces) keeps uid drop + rlimits and kills by uid
-(`kill -1` as that uid) when root, or by process group otherwise: no network or filesystem
-isolation, killed orphans stay zombies until the system's init reaps them, and the stdlib must
-be readable by the dropped uid. Both degraded backends log a warning naming what is missing,
-once per process (`detect_backend` is cached). bubblewrap would give the same layers; it is not
-needed where util-linux `unshare` works (Debian's base system), so it is not used.
+Backend "unshare" (root, util-linux `unshare -m -n -p -f --mount-proc`) layers: a fresh
+`python -I -S` with an empty environment; a PID namespace whose PID 1 is the harness, so the
+kernel kills every process in it (daemons included) when it dies; a network namespace with only a
+downed loopback; a mount namespace with every mount read-only and nosuid and a size-capped private
+tmpfs on the working dir; an unused uid/gid per concurrent run (no groups, `no_new_privs`), so
+the program has no capabilities and `RLIMIT_NPROC` counts only its own processes; rlimits; caps on
+stdout, stderr and the result channel. Directories the dropped uid cannot enter on the way to the
+stdlib (e.g. /root for a pyenv Python) are covered by an empty tmpfs with only that path bound back.
+"user-unshare" (non-root) keeps the namespaces but not the uid drop; "rlimits" (no namespaces)
+keeps uid drop + rlimits and kills by uid or process group, with no network or filesystem
+isolation. A degraded backend logs a warning naming what it lacks, once per process. bubblewrap
+would give the same layers; util-linux `unshare` suffices, so it is not used.
 """
 
 from __future__ import annotations

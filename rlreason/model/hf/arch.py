@@ -1,17 +1,13 @@
 """Architecture tables: Hugging Face `config.json` ↔ `GPTConfig`, and HF tensor names ↔ ours.
 
-`ARCHS` maps a `model_type` (gpt2, llama, qwen2, qwen3) to an `Arch` with
-- `to_config(hf: dict) -> GPTConfig`, refusing fields our model cannot reproduce exactly
-  (`UnsupportedConfig` names the field), and
-- `from_config(cfg: GPTConfig) -> dict`, the HF config of a model built natively.
-
-`links(arch, cfg)` lists every HF tensor as a `Link(hf, ours, kind)`: the HF tensor is made of our
-tensors `ours`. Two kinds cover all four architectures:
-- `cat`: the HF tensor is our tensors concatenated along dim 0 (one tensor: a plain copy);
-- `conv1d`: GPT-2's transposed `Conv1D` weight, our (out, in) weights transposed and concatenated
-  along dim 1 (`c_attn` fuses q/k/v this way).
-`split` and `join` convert between the two sides; shapes come from our (possibly meta) tensors, so
-the same table serves import, shape checks, merged export and the PEFT module mapping.
+`ARCHS` maps a `model_type` (gpt2, llama, qwen2, qwen3) to an `Arch` with `to_config` (refusing
+fields our model cannot reproduce exactly: `UnsupportedConfig` names the field) and `from_config`
+(the HF config of a natively built model). `links(arch, cfg)` lists every HF tensor as a
+`Link(hf, ours, kind)`: `cat` (our tensors concatenated along dim 0; one tensor is a plain copy)
+or `conv1d` (GPT-2's transposed `Conv1D`: our (out, in) weights transposed and concatenated along
+dim 1, which is how `c_attn` fuses q/k/v). `split` and `join` convert between the two sides, with
+shapes from our (possibly meta) tensors, so one table serves import, shape checks, merged export
+and the PEFT module mapping.
 
 Not here: file I/O (load.py, export.py), adapters (peft.py), the tokenizer (tokenizer.py).
 """

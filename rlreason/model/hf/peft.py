@@ -1,25 +1,15 @@
 """LoRA adapters in the `peft` library's format: `save_peft_adapter` and `load_peft_adapter`.
 
-A PEFT LoRA directory holds `adapter_config.json` (`peft_type: "LORA"`, `r`, `lora_alpha`,
-`target_modules`, `rank_pattern`/`alpha_pattern`, `use_rslora`, `base_model_name_or_path`, ...) and
-`adapter_model.safetensors` with keys `base_model.model.<HF module>.lora_A.weight` (r, in) and
-`.lora_B.weight` (out, r); PeftModel applies y += scale * B A x with scale = alpha / r
-(alpha / sqrt(r) under rsLoRA), the same update as our `LoRALinear`.
+A PEFT LoRA directory holds `adapter_config.json` (`r`, `lora_alpha`, `target_modules`,
+`rank_pattern`/`alpha_pattern`, `use_rslora`, `base_model_name_or_path`, ...) and
+`adapter_model.safetensors` with `base_model.model.<HF module>.lora_A.weight` (r, in) and
+`.lora_B.weight` (out, r); PeftModel applies y += alpha / r * B A x (alpha / sqrt(r) under
+rsLoRA), the same update as our `LoRALinear`. Module names come from `arch.links`, so export and
+import are exact. GPT-2's fused `c_attn` is exported as one block-structured adapter of rank
+R = the sum of the q/k/v ranks, and imported as q/k/v adapters of rank R sharing A: a round trip
+keeps the function but triples the q/k/v rank (see `save_peft_adapter`).
 
-Module names come from the architecture tables (arch.links), so export and import are exact:
-- Llama/Qwen: one HF module per LoRA module, tensors unchanged.
-- GPT-2 fuses q/k/v into one `c_attn` (a transposed Conv1D; PEFT handles it with
-  `fan_in_fan_out`). Our separate q/k/v adapters export exactly as one block-structured c_attn
-  adapter of rank R = sum of their ranks: A = [A_q; A_k; A_v] (R, C), B = blockdiag(B_q, B_k, B_v)
-  (3C, R), with zero rows for projections without an adapter; its rank/alpha go in
-  `rank_pattern`/`alpha_pattern`. Importing a c_attn adapter gives each of q/k/v an adapter of
-  rank R sharing A (again exact), so a GPT-2 export→import round trip triples the q/k/v rank:
-  same function, more trainable parameters (documented limitation).
-
-`target_modules` uses two-component suffixes (`self_attn.q_proj`) when every matching module has an
-adapter, full module names otherwise, so the set PEFT wraps is exactly ours.
-
-Not here: DoRA, LoRA biases, `modules_to_save`, trainable tokens (all refused on import with the
+Not here: DoRA, LoRA biases, `modules_to_save`, trainable tokens (refused on import, with the
 field named), and the rlreason-native adapter files (lora.py).
 """
 
@@ -93,7 +83,15 @@ def _export_pair(mods: list[LoRALinear | None], outs: list[int]):
 
 @torch.no_grad()
 def save_peft_adapter(model, directory, base_model_name_or_path: str | None = None) -> Path:
-    """Write `adapter_model.safetensors` + `adapter_config.json` loadable by `PeftModel`."""
+    """Write `adapter_model.safetensors` + `adapter_config.json` loadable by `PeftModel`.
+
+    Llama/Qwen: one HF module per LoRA module, tensors unchanged. GPT-2 fuses q/k/v into one
+    `c_attn` (a transposed Conv1D; PEFT uses `fan_in_fan_out`): our q/k/v adapters export exactly
+    as one c_attn adapter of rank R = sum of their ranks, A = [A_q; A_k; A_v] (R, C) and
+    B = blockdiag(B_q, B_k, B_v) (3C, R), zero rows for projections without an adapter, with its
+    rank/alpha in `rank_pattern`/`alpha_pattern`. `target_modules` uses two-component suffixes
+    (`self_attn.q_proj`) when every matching module has an adapter, full names otherwise, so the
+    set PEFT wraps is exactly ours."""
     from safetensors.torch import save_file
 
     ours = dict(lora_modules(model))

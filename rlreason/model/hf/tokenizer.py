@@ -1,23 +1,13 @@
 """`HFTokenizer`: a real checkpoint's `tokenizer.json` behind the `CharTokenizer` interface.
 
-Reads a Hugging Face tokenizer directory: `tokenizer.json` (required, loaded with the `tokenizers`
-library), `tokenizer_config.json` (special tokens, chat template), `chat_template.jinja`
-(transformers-5 saves the template there), `generation_config.json` and `config.json` (EOS ids).
-
-- `eos_id`: `eos_token` of tokenizer_config.json, else the first `eos_token_id` of
-  generation_config.json, else of config.json. `eos_ids` lists every EOS id those files name
-  (chat models stop on several, e.g. `<|im_end|>` and `<|endoftext|>`); pass them as stop ids.
-- `pad_id`: `pad_token` of tokenizer_config.json; when there is none it falls back to `eos_id`
-  (padding is always masked, so sharing the id is harmless).
-- `encode(text, add_special_tokens=False, add_eos=False)`: the default adds no BOS/EOS, as rendered
-  chat templates already contain them (TRL tokenizes rendered prompts the same way); `add_eos`
-  appends `eos_id` like `CharTokenizer.encode`. Special-token strings in the text (e.g.
-  `<|im_start|>`) are recognised as single tokens.
-- `decode(ids, skip_special=False)`: like `CharTokenizer`, pad and EOS ids are always dropped;
-  other special tokens are kept unless `skip_special`.
-- `apply_chat_template(messages, add_generation_prompt=True, tokenize=False)`: renders the Jinja
-  template in `jinja2`'s immutable sandbox with the same environment options and helpers
-  (`raise_exception`, `tojson`, `strftime_now`) as transformers, so renders match.
+Reads a Hugging Face tokenizer directory: `tokenizer.json` (required, loaded with `tokenizers`),
+`tokenizer_config.json` (special tokens, chat template), `chat_template.jinja`,
+`generation_config.json` and `config.json` (EOS ids). `eos_ids` lists every EOS id those files
+name (chat models stop on several); `pad_id` falls back to `eos_id` (padding is always masked).
+`encode` adds no BOS/EOS by default, as rendered chat templates already contain them; special-token
+strings in the text are single tokens. `decode` always drops pad and EOS ids, like
+`CharTokenizer`. `apply_chat_template` renders the Jinja template in `jinja2`'s immutable sandbox
+with the same options and helpers as transformers, so renders match.
 
 Not here: training tokenizers, `{% generation %}` assistant masks, multimodal processors.
 """
