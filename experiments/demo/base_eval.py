@@ -3,14 +3,14 @@
 `evaluate_base` samples completions of the arithmetic env's eval split with the engine and scores
 them with the rewards: accuracy (`rewards.math`), strict format rate (`rewards.format`), the
 share of completions that open `<think>`, the accuracy of thinking vs direct completions and the
-mean completion length. `evaluate_default` runs it greedy and at T=1 for a `PretrainConfig`.
+mean completion length. `evaluate_default` runs it greedy and at T=1 with the `BaseEvalConfig` settings.
 
 Not here: training the base or caching it (`experiments.demo.pretrain`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from envs.base import build_env
 from envs.templates import get_template
@@ -18,8 +18,13 @@ from rewards.format import is_strict_format
 from rewards.math import math_reward
 from rlreason.sampling.engine import generate
 
-if TYPE_CHECKING:
-    from experiments.demo.pretrain import PretrainConfig
+
+@dataclass(frozen=True)
+class BaseEvalConfig:
+    n_problems: int = 500  # first n of the env's eval split
+    samples: int = 2  # sampled completions per problem at temperature 1
+    max_new_tokens: int = 96
+    seed: int = 0
 
 
 def _completion_stats(texts: list[str], scores: list[float]) -> dict:
@@ -68,10 +73,10 @@ def evaluate_base(
     return stats
 
 
-def evaluate_default(model, tokenizer, cfg: PretrainConfig) -> dict:
-    """Greedy and T=1 results on the first `cfg.eval.n_problems` eval problems."""
-    tasks = list(build_env("arithmetic", **cfg.env_kwargs()).eval)[: cfg.eval.n_problems]
-    e = cfg.eval
+def evaluate_default(model, tokenizer, env_kwargs: dict, e: BaseEvalConfig) -> dict:
+    """Greedy and T=1 results on the first `e.n_problems` problems of the arithmetic eval split
+    built with `env_kwargs` (`PretrainConfig.env_kwargs()`)."""
+    tasks = list(build_env("arithmetic", **env_kwargs).eval)[: e.n_problems]
     return {
         "greedy": evaluate_base(
             model, tokenizer, tasks, temperature=0.0, max_new_tokens=e.max_new_tokens, seed=e.seed

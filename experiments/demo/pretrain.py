@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from experiments.demo.base_eval import (
+    BaseEvalConfig,
     evaluate_default,
     summary_line,
 )
@@ -49,14 +50,6 @@ class ModelShape:
     n_head: int = 4
     d_model: int = 128
     max_seq_len: int = 128  # prompt (<= 15) + the longest trace (< 75) with room to spare
-
-
-@dataclass(frozen=True)
-class BaseEvalConfig:
-    n_problems: int = 500  # first n of the env's eval split
-    samples: int = 2  # sampled completions per problem at temperature 1
-    max_new_tokens: int = 96
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,7 +207,7 @@ def build_base(cfg: PretrainConfig, directory: str | Path, log=print) -> Path:
         losses += _train_phase(model, seqs, starts, train, tokenizer.pad_id, log, t0)
         train_s += time.perf_counter() - t1
     t2 = time.perf_counter()
-    results = evaluate_default(model, tokenizer, cfg)
+    results = evaluate_default(model, tokenizer, cfg.env_kwargs(), cfg.eval)
     record = {
         "config": cfg.to_dict(),
         "config_hash": cfg.config_hash(),
