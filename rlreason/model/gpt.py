@@ -16,7 +16,7 @@ keys/values are written at the cache's current length and queries attend to ever
 at or before their own slot; `key_mask` marks which slots hold real tokens (left padding) and
 `positions` gives each token's position id, so padding changes neither attention nor positions.
 
-Not here: sampling (engine.py), LoRA (lora.py), checkpoint import (hf.py).
+Not here: sampling (engine.py), LoRA (lora.py), checkpoint import (hf/load.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from `config.json` and the tokenizer from `tokenizer.json`; a missing file, a sh
 the tensor) or an unknown tokenizer kind is a clear error. Nothing here unpickles: weights are
 safetensors, metadata JSON.
 
-Not here: Hugging Face layout import/export (hf.py), adapters only (lora.py).
+Not here: Hugging Face layout import/export (hf/), adapters only (lora.py).
 """
 
 from __future__ import annotations

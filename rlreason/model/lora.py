@@ -14,7 +14,7 @@ adapters export without renaming tensors.
   safetensors + JSON.
 - `count_parameters(model)`: trainable vs total parameters.
 
-Not here: the PEFT-format export and merged HF export (hf.py).
+Not here: the PEFT-format export and merged HF export (hf/peft.py, hf/export.py).
 """
 
 from __future__ import annotations

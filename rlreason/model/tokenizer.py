@@ -8,7 +8,7 @@ default, or built from a corpus with `from_texts`). A character outside the alph
 
 `save(dir)` / `load(dir)` write and read `tokenizer.json` beside the model weights.
 
-Not here: BPE tokenizers of real checkpoints (hf.py wraps those with the same interface:
+Not here: BPE tokenizers of real checkpoints (`rlreason.model.hf.tokenizer` wraps those with the same interface:
 `encode`, `decode`, `eos_id`, `pad_id`, `vocab_size`).
 """
 
