@@ -73,7 +73,7 @@ def bench_text_rewards(completions, tasks, repeats: int) -> None:
     batch = len(completions)
     for name, options in TEXT_REWARDS.items():
         reward = build_reward(name, **options)
-        row(name, median_seconds(lambda: reward(completions, tasks), repeats), batch)
+        row(name, median_seconds(lambda reward=reward: reward(completions, tasks), repeats), batch)
     composed = ComposedReward(
         {n: (build_reward(n, **o), 1.0) for n, o in TEXT_REWARDS.items()}, gate="format"
     )
@@ -86,7 +86,11 @@ def bench_hostile(repeats: int) -> None:
     tasks = [Task("What is 1 + 1?", meta={"lang": "zh"})]
     for name in ("format", "format_soft", "tag_count", "language"):
         reward = build_reward(name)
-        row(f"{name} @ 1 MB hostile", median_seconds(lambda: reward(hostile, tasks), repeats), 1)
+        row(
+            f"{name} @ 1 MB hostile",
+            median_seconds(lambda reward=reward: reward(hostile, tasks), repeats),
+            1,
+        )
 
 
 def bench_optional(
