@@ -102,7 +102,7 @@ class TrainConfig:
     save_every: int = 50
     max_bad_steps: int = 3  # abort after this many non-finite steps in a row
     progress: bool = True
-    threads: Optional[int] = None  # CPU threads; None: automatic (rlreason.threads: free cores, re-checked)
+    threads: Optional[int] = None  # CPU threads; None: automatic (rlreason.threads)
 
 
 @dataclass
