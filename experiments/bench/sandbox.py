@@ -47,7 +47,7 @@ def namespaces_only(n: int) -> tuple[float, float]:
 
 def harness_rlimits_backend(n: int) -> tuple[float, float]:
     """Component: `run_program` on the degraded "rlimits" backend: job file, harness
-    (`rewards/code/child.py`: uid drop, rlimits, program run), pipes, uid kill sweep.
+    (`rewards/code/sandbox_child.py`: uid drop, rlimits, program run), pipes, uid kill sweep.
     Source: this repo, `rewards.code.sandbox`."""
     return _timed(
         n, lambda: run_program(TRIVIAL, limits=Limits(timeout_s=5), backend=BACKENDS["rlimits"])

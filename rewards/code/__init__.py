@@ -1,5 +1,5 @@
 """The code reward: programs in `<answer>` run against tests in a namespace sandbox (sandbox.py,
-child.py); verdicts are decided in the parent from returned data (reward.py)."""
+sandbox_child.py); verdicts are decided in the parent from returned data (reward.py)."""
 
 from rewards.code.reward import (
     TestReport,

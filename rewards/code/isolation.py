@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger("rewards.code.sandbox")
 
-CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
 _UNSHARE = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 

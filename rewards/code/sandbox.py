@@ -1,6 +1,6 @@
 """Run one untrusted Python program in a fresh, isolated, resource-limited process.
 
-`execute(program, stdin, *, timeout_s, memory_mb)` starts the harness `rewards/code/child.py`
+`execute(program, stdin, *, timeout_s, memory_mb)` starts the harness `rewards/code/sandbox_child.py`
 in a fresh `python -I -S` through the strongest isolation backend the machine offers, feeds
 `stdin` from a file, collects capped stdout/stderr and the harness's result frames, and returns
 an `ExecResult`.
@@ -63,7 +63,7 @@ STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
 UID_BASE, UID_POOL = 3_000_000_000, 64  # unused ids, one per concurrent run
 _BOOT = (
     "import marshal,sys;f=open(sys.argv[1],'rb');c=marshal.load(f);j=marshal.load(f);"
-    "f.close();g={'__name__':'rewards.code.child'};exec(c,g);g['main'](j)"
+    "f.close();g={'__name__':'rewards.code.sandbox_child'};exec(c,g);g['main'](j)"
 )
 
 
