@@ -1,8 +1,9 @@
-"""Builders shared by `rlreason-train` and `rlreason-eval`: env, template, policy, run dir.
+"""Builders shared by `rlreason-train` and `rlreason-eval`: env, template, policy, scorer, run dir.
 
 Each turns one part of the typed config into the object it names: the env and its template
-(`env.*`), the model with its LoRA adapters (`model.*`, `lora.*`), the run directory and a run's
-saved config. The scorer (`reward.*`) is experiments/scorer.py's. This module runs nothing.
+(`env.*`), the model with its LoRA adapters (`model.*`, `lora.*`), the scorer (the env's rewards
+with the `reward.*` overrides and `reward_gate`, see rewards.scoring), the run directory and a
+run's saved config. This module runs nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def build_policy(model_cfg: ModelConfig, lora: LoRAConfig):
     if lora.enabled:
         apply_lora(model, lora.rank, lora.alpha, tuple(lora.targets), lora.dropout, lora.rslora)
     return model, tokenizer
+
+
+def build_scorer(cfg, env, template):
+    """The env's rewards with the config's overrides, as a scorer (rewards.scoring)."""
+    from rewards.scoring import build_scorer as build
+
+    overrides = {name: (t.weight, dict(t.options)) for name, t in cfg.reward.items()}
+    try:
+        return build(env, template, overrides, cfg.reward_gate)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def run_directory(cfg: Config, arm: str) -> Path:

@@ -151,7 +151,7 @@ def load_policy(cfg: EvalAppConfig):
 
 def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
     from envs.templates import get_template
-    from experiments.scorer import build_scorer
+    from experiments.build import build_scorer
 
     arms, cfg = [], dataclasses.replace(cfg, reward=configured_rewards(cfg.reward))
     for spec in cfg.eval.templates or [cfg.env.template or env.template]:

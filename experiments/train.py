@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.scorer import build_scorer
+from experiments.build import build_scorer
 from rlreason.config import Config, ConfigError, validate
 
 

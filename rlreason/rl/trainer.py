@@ -32,12 +32,12 @@ from rlreason.rl.advantages import advantage_metrics, get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
 from rlreason.rl.batch import RolloutBatch, concat
 from rlreason.rl.losses import truncation_mask
-from rlreason.rl.timing import PhaseClock, rollout_metrics
+from rlreason.rl.timing import STEP_PHASES, PhaseClock, rollout_metrics
 from rlreason.rl.update import Forward, Policy, prepare, update
 from rlreason.sampling.engine import generate
 from rlreason.scoring import Scorer
 
-PHASES = ("gen", "reward", "ref", "train", "eval", "other")
+PHASES = (*STEP_PHASES, "eval", "other")
 
 
 @dataclass

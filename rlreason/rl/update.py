@@ -162,9 +162,8 @@ def update(policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed) 
 
 def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, float]:
     """Backward over the micro-batches of `rows`; the loss norm is the whole mini-batch's."""
-    norm = get_aggregation(algo.aggregation).normalizer(
-        batch.mask[rows], max_len=fwd.max_new_tokens
-    )
+    agg = get_aggregation(algo.aggregation)
+    norm = agg.normalizer(batch.mask[rows], max_len=fwd.max_new_tokens)
     head, stats = policy.value_head, {}
     for micro in _micro(batch, rows, fwd):
         sub, T, out = _forward(policy.model, batch, micro, fwd, with_hidden=head is not None)
@@ -188,7 +187,7 @@ def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, floa
                 mask,
                 norm,
                 clip=algo.value_clip,
-                aggregation=get_aggregation(algo.aggregation),
+                aggregation=agg,
             )
             loss = loss + algo.value_coef * vloss
             s.update(vs)
