@@ -210,3 +210,38 @@ def test_an_ending_continuation_ranked_below_the_width_is_not_kept():
     )
     assert [h.ids for h in r.hypotheses[0]] == [[EOS], [3, EOS]]
     assert r.scores[0] == pytest.approx([math.log(0.4), math.log(0.3 * 0.999)], abs=1e-5)
+
+
+class Pieces:
+    """Token i decodes to PIECES[i]: `</answer>` arrives as ` </`, `answer`, `>\\n`."""
+
+    PIECES = ["", "", "", "a", " </", "answer", ">\n", "b", "", "", "", ""]
+    pad_id = 0
+
+    def decode(self, ids):
+        return "".join(self.PIECES[int(i)] for i in ids if int(i) != EOS)
+
+
+def test_stop_strings_match_each_beam_decoded_text_and_stay_in_the_completion():
+    r = beam_search(
+        Bigram(TWO_LENGTHS),
+        [[1], [5]],
+        beam_width=2,
+        max_new_tokens=8,
+        eos_id=EOS,
+        stop_strings=["</answer>"],
+        tokenizer=Pieces(),
+        length_penalty=1.0,
+    )
+    first = {tuple(h.ids): (h.finish_reason, h.text) for h in r.hypotheses[0]}
+    assert first == {(3, EOS): ("eos", "a"), (4, 5, 6): ("stop", " </answer>\n")}
+    # the second prompt ends in 5 (`answer`), but a stop string is matched on the completion only
+    assert r.hypotheses[1][0].ids == [6, EOS] and r.hypotheses[1][0].finish_reason == "eos"
+
+
+def test_every_eos_id_ends_a_beam():
+    r = beam_search(Bigram(TWO_LENGTHS), [[1]], beam_width=2, max_new_tokens=8, eos_id=[EOS, 6])
+    assert {tuple(h.ids): h.finish_reason for h in r.hypotheses[0]} == {
+        (3, EOS): "eos",
+        (4, 5, 6): "eos",
+    }

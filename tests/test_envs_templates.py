@@ -82,3 +82,72 @@ def test_unknown_template_and_bad_input_are_clear_errors():
         get_template("r1")
     with pytest.raises(TypeError, match="got int"):
         render("plain", 3)
+
+
+def test_fixed_templates_give_their_own_stop_strings_whatever_the_tokenizer():
+    for name in ("r1_zero", "r1_zero_prefill", "qwen_math", "plain", "tiny"):
+        assert TEMPLATES[name].stop_strings() == TEMPLATES[name].stop
+        assert TEMPLATES[name].stop_strings(object()) == TEMPLATES[name].stop
+
+
+class Added:
+    def __init__(self, content):
+        self.content = content
+
+
+class TurnTokenizer:
+    """Renders one fixed turn format; `added` are its added (special) tokens."""
+
+    chat_template = "set"
+
+    def __init__(self, head, closing, added, eos_token):
+        self.head, self.closing, self.eos_token = head, closing, eos_token
+        self.added_tokens_decoder = {i: Added(t) for i, t in enumerate(added)}
+
+    def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=True):
+        out = "".join(f"{self.head}{m['role']}\n{m['content']}{self.closing}" for m in messages)
+        return out + (f"{self.head}assistant\n" if add_generation_prompt else "")
+
+
+@pytest.mark.parametrize(
+    "closing, added, eos, expected",
+    [
+        (
+            "<|im_end|>\n",
+            ["<|im_start|>", "<|im_end|>"],
+            "<|endoftext|>",
+            ("<|im_end|>", "<|endoftext|>"),
+        ),
+        (
+            "<|eot_id|>",
+            ["<|eot_id|>", "<|end_of_text|>"],
+            "<|end_of_text|>",
+            ("<|eot_id|>", "<|end_of_text|>"),
+        ),
+        ("<end_of_turn>\n", ["<end_of_turn>", "<eos>"], "<eos>", ("<end_of_turn>", "<eos>")),
+        (" </s>", ["</s>"], "</s>", ("</s>",)),  # Llama-2: the turn closes with the EOS token
+        ("\n### End\n\n", [], "</s>", ("### End", "</s>")),  # a plain-text marker
+        ("", ["<|im_end|>"], "<|im_end|>", ("<|im_end|>",)),  # nothing after the content
+    ],
+)
+def test_chat_stop_strings_are_the_end_of_turn_marker_then_the_eos_tokens(
+    closing, added, eos, expected
+):
+    tok = TurnTokenizer("<|start|>", closing, added, eos)
+    assert TEMPLATES["chat"].stop_strings(tok) == expected
+
+
+def test_the_longest_added_token_opening_the_closing_is_the_marker():
+    tok = TurnTokenizer("<s>", "<|end|><|endoftext|>", ["<|end", "<|end|>", "<|endoftext|>"], None)
+    assert TEMPLATES["chat"].stop_strings(tok) == ("<|end|>",)
+
+
+def test_a_template_that_refuses_an_assistant_turn_leaves_the_eos_tokens():
+    class Refusing(TurnTokenizer):
+        def apply_chat_template(self, messages, **kw):
+            raise ValueError("conversation must end with a user turn")
+
+    tok = Refusing("<s>", "", [], "</s>")
+    assert TEMPLATES["chat"].stop_strings(tok) == ("</s>",)
+    with pytest.raises(ValueError, match="needs a tokenizer with apply_chat_template"):
+        TEMPLATES["chat"].stop_strings(None)

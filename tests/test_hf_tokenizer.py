@@ -141,3 +141,111 @@ def test_missing_template_and_missing_files_are_clear_errors(tmp_path):
         HFTokenizer.load(tmp_path).apply_chat_template([{"role": "user", "content": "x"}])
     with pytest.raises(FileNotFoundError, match="tokenizer.json"):
         HFTokenizer.load(tmp_path / "absent")
+
+
+def test_decode_drops_every_eos_id(tmp_path):
+    build_tokenizer(tmp_path)
+    endoftext = HFTokenizer.load(tmp_path).token_id("<|endoftext|>")
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [endoftext]}))
+    tok = HFTokenizer.load(tmp_path)
+    assert tok.decode(tok.encode("the fox") + [endoftext, tok.token_id("<|im_end|>")]) == "the fox"
+    assert tok.eos_tokens == ["<|im_end|>", "<|endoftext|>"]
+
+
+BOS_PROCESSOR = {
+    "type": "TemplateProcessing",
+    "single": [
+        {"SpecialToken": {"id": "<s>", "type_id": 0}},
+        {"Sequence": {"id": "A", "type_id": 0}},
+    ],
+    "pair": [
+        {"SpecialToken": {"id": "<s>", "type_id": 0}},
+        {"Sequence": {"id": "A", "type_id": 0}},
+        {"Sequence": {"id": "B", "type_id": 0}},
+    ],
+    "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]}},
+}
+
+
+def with_bos(directory, processor, **config):
+    """The test tokenizer with `<s>` (id 0, the `<unk>` slot renamed) as its BOS token."""
+    build_tokenizer(directory, chat_template="{{ bos_token }}" + CHATML)
+    tj = json.loads((directory / "tokenizer.json").read_text())
+    tj["post_processor"] = processor
+    tj["added_tokens"][0]["content"] = "<s>"
+    vocab = tj["model"]["vocab"]
+    vocab["<s>"] = vocab.pop("<unk>")
+    tj["model"]["unk_token"] = None
+    (directory / "tokenizer.json").write_text(json.dumps(tj))
+    cfg = json.loads((directory / "tokenizer_config.json").read_text())
+    cfg.update(bos_token="<s>", unk_token=None, **config)
+    (directory / "tokenizer_config.json").write_text(json.dumps(cfg))
+    return HFTokenizer.load(directory)
+
+
+@pytest.mark.parametrize(
+    "processor, config, bos",
+    [
+        (BOS_PROCESSOR, {}, True),  # Llama-3 / Gemma: tokenizer.json prepends the BOS
+        (
+            BOS_PROCESSOR,
+            {"add_bos_token": False},
+            True,
+        ),  # the post-processor wins, as in transformers
+        (
+            {
+                "type": "ByteLevel",
+                "add_prefix_space": False,
+                "trim_offsets": False,
+                "use_regex": False,
+            },
+            {},
+            False,
+        ),
+        (
+            {
+                "type": "ByteLevel",
+                "add_prefix_space": False,
+                "trim_offsets": False,
+                "use_regex": False,
+            },
+            {"add_bos_token": True},
+            False,
+        ),
+    ],
+)
+def test_prompts_get_the_bos_token_exactly_when_transformers_adds_it(
+    tmp_path, processor, config, bos
+):
+    ours = with_bos(tmp_path, processor, **config)
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert ours.adds_bos is bos and ours.bos_id == ref.bos_token_id == 0
+    for text in ("the lazy fox", "x = 12 + 7"):
+        assert ours.encode_prompt(text) == ref(text)["input_ids"]
+        assert ours.encode_prompt(text) == ([0] if bos else []) + ours.encode(text)
+        assert ours.encode(text) == ref.encode(text, add_special_tokens=False)
+
+
+def test_a_rendered_chat_prompt_that_opens_with_the_bos_token_gets_no_second_one(tmp_path):
+    ours = with_bos(tmp_path, BOS_PROCESSOR)
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    text = TEMPLATES["chat"].render("What is 6*7?", ours)
+    assert text.startswith("<s><|im_start|>system")
+    assert text == ref.apply_chat_template(
+        [{"role": "user", "content": "What is 6*7?"}], add_generation_prompt=True, tokenize=False
+    )
+    ids = ours.encode_prompt(text)
+    assert ids[:2] == [0, ours.token_id("<|im_start|>")] and ids.count(0) == 1
+    assert ids == ref(text, add_special_tokens=False)["input_ids"]
+
+
+def test_without_a_post_processor_the_add_bos_token_flag_decides(tmp_path):
+    ours = with_bos(tmp_path, None, add_bos_token=True)
+    assert ours.adds_bos and ours.encode_prompt("the fox") == [0] + ours.encode("the fox")
+    assert not with_bos(tmp_path, None).adds_bos
+
+
+def test_a_tokenizer_without_a_bos_token_never_adds_one(pair):
+    ours, ref = pair
+    assert ours.bos_id is None and not ours.adds_bos
+    assert ours.encode_prompt("the fox") == ours.encode("the fox") == ref("the fox")["input_ids"]

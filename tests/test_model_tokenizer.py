@@ -42,3 +42,9 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
         CharTokenizer.load(tmp_path)
     with pytest.raises(ValueError, match="outside vocabulary"):
         CharTokenizer().decode([10_000])
+
+
+def test_eos_ids_hold_the_one_eos_and_prompts_get_no_bos():
+    tok = CharTokenizer()
+    assert tok.eos_ids == [tok.eos_id] == [1]
+    assert tok.encode_prompt("Q: 1+2=\nA: ") == tok.encode("Q: 1+2=\nA: ")

@@ -54,8 +54,7 @@ def evaluate_base(
 ) -> dict:
     """Accuracy, format rate, think share/accuracy and mean length of completions of `tasks`."""
     tmpl = get_template(template)
-    prompts = [tokenizer.encode(tmpl.render(t)) for t in tasks]
-    stop_ids = [tokenizer.encode(s) for s in tmpl.stop]
+    prompts = [tokenizer.encode_prompt(tmpl.render(t)) for t in tasks]
     out = generate(
         model,
         prompts,
@@ -64,7 +63,7 @@ def evaluate_base(
         temperature=temperature,
         seed=seed,
         tokenizer=tokenizer,
-        stop_ids=stop_ids,
+        stop_strings=tmpl.stop_strings(tokenizer),
     )
     expanded = [t for t in tasks for _ in range(samples)]  # prompt-major, like the engine
     scores = list(math_reward(out.texts, expanded))

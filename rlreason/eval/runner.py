@@ -4,7 +4,9 @@
 scores both with the scorer it is handed (`rlreason.scoring.Scorer`, built on the rewards side),
 builds one `ProblemRecord` per task and returns `summarize`'s metrics (pass@k, maj@k, mean@k,
 greedy accuracy, format rate, length, per-difficulty), plus `eval/think_rate` and greedy
-format/length. Fixed seeds make it repeatable.
+format/length. Fixed seeds make it repeatable. Prompts are encoded with the tokenizer's
+`encode_prompt` (BOS where the tokenizer adds one; `encode` for a tokenizer without it);
+`stop_strings` end completions on decoded text, every EOS id of the tokenizer ends them too.
 
 Not here: the metric definitions (metrics.py), plots (plots.py), the CLI (experiments/eval.py).
 """
@@ -38,6 +40,7 @@ def _run(
     seed,
     sampling,
     max_new_tokens,
+    stop_strings,
     stop_ids,
     batch_prompts,
     prefix,
@@ -53,6 +56,7 @@ def _run(
             temperature=temperature,
             top_k=sampling.get("top_k"),
             top_p=sampling.get("top_p"),
+            stop_strings=stop_strings,
             stop_ids=stop_ids,
             seed=seed + i,
             tokenizer=tokenizer,
@@ -91,6 +95,7 @@ def evaluate_policy(
     samples: int = 4,
     temperature: float = 1.0,
     max_new_tokens: int = 64,
+    stop_strings: Sequence[str] | None = None,
     stop_ids=None,
     seed: int = 0,
     top_k=None,
@@ -101,9 +106,11 @@ def evaluate_policy(
     completion_prefix: str = "",
 ) -> dict[str, float]:
     """`completion_prefix`: text the rendered prompt ends with that belongs to the answer (e.g. a
-    pre-filled `<answer>`); it is put back in front of every completion before scoring."""
+    pre-filled `<answer>`); it is put back in front of every completion before scoring.
+    `stop_ids` (exact token-id sequences) is kept for callers that still pass ids."""
     tasks = list(tasks)
-    prompts = [tokenizer.encode(render(t)) for t in tasks]
+    encode = getattr(tokenizer, "encode_prompt", tokenizer.encode)
+    prompts = [encode(render(t)) for t in tasks]
     run = functools.partial(
         _run,
         model,
@@ -111,6 +118,7 @@ def evaluate_policy(
         prompts,
         sampling={"top_k": top_k, "top_p": top_p},
         max_new_tokens=max_new_tokens,
+        stop_strings=stop_strings,
         stop_ids=stop_ids,
         batch_prompts=batch_prompts,
         prefix=completion_prefix,

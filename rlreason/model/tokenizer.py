@@ -8,8 +8,10 @@ default, or built from a corpus with `from_texts`). A character outside the alph
 
 `save(dir)` / `load(dir)` write and read `tokenizer.json` beside the model weights.
 
-Not here: BPE tokenizers of real checkpoints (`rlreason.model.hf.tokenizer` wraps those with the same interface:
-`encode`, `decode`, `eos_id`, `pad_id`, `vocab_size`).
+This vocabulary has no BOS token: `encode_prompt` (for prompts) is `encode`.
+
+Not here: BPE tokenizers of real checkpoints (`rlreason.model.hf.tokenizer` wraps those with the
+same interface: `encode`, `encode_prompt`, `decode`, `eos_id`, `eos_ids`, `pad_id`, `vocab_size`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class CharTokenizer:
         return self.stoi["<eos>"]
 
     @property
+    def eos_ids(self) -> list[int]:
+        """Every id that ends a completion: `<eos>` only."""
+        return [self.eos_id]
+
+    @property
     def unk_id(self) -> int:
         return self.stoi["<unk>"]
 
@@ -77,6 +84,10 @@ class CharTokenizer:
         if add_eos:
             ids.append(self.eos_id)
         return ids
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Ids of a prompt (the interface of `HFTokenizer.encode_prompt`; no BOS here)."""
+        return self.encode(text)
 
     def decode(self, ids, skip_special: bool = False) -> str:
         """Text of `ids`; `<pad>`/`<eos>` are always dropped, tags kept unless `skip_special`."""

@@ -30,20 +30,14 @@ diverse or constrained beam search.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from rlreason.model.gpt import KVCache
-from rlreason.sampling.engine import (
-    Rollouts,
-    _package,
-    _StopMatcher,
-    inference,
-    last_logits,
-    left_pad,
-)
+from rlreason.sampling.engine import Rollouts, _package, inference, last_logits, left_pad
+from rlreason.sampling.stops import Stops, eos_id_list
 
 LENGTH_PENALTIES: dict[str, Callable[[int, float], float]] = {
     "simple": lambda n, alpha: float(n) ** alpha,
@@ -136,7 +130,8 @@ def beam_search(
     max_new_tokens: int,
     length_penalty: float = 1.0,
     length_norm: str = "simple",
-    eos_id: int | None = None,
+    eos_id: int | Sequence[int] | None = None,
+    stop_strings: Sequence[str] | None = None,
     stop_ids=None,
     pad_id: int | None = None,
     tokenizer=None,
@@ -146,8 +141,8 @@ def beam_search(
     _validate(model, prompt_ids, W, max_new_tokens, length_norm)
     device = next(model.parameters()).device
     pad_id = pad_id if pad_id is not None else (tokenizer.pad_id if tokenizer is not None else 0)
-    if eos_id is None and tokenizer is not None:
-        eos_id = getattr(tokenizer, "eos_id", None)
+    eos = torch.tensor(eos_id_list(eos_id, tokenizer), dtype=torch.long, device=device)
+    stop = Stops(stop_strings, stop_ids, tokenizer, device)
     penalty = LENGTH_PENALTIES[length_norm]
     with inference(model):
         return _search(
@@ -157,8 +152,8 @@ def beam_search(
             max_new_tokens,
             length_penalty,
             penalty,
-            eos_id,
-            stop_ids,
+            eos,
+            stop,
             pad_id,
             tokenizer,
             device,
@@ -172,14 +167,13 @@ def _search(
     max_new_tokens,
     length_penalty,
     penalty,
-    eos_id,
-    stop_ids,
+    eos,
+    stop,
     pad_id,
     tokenizer,
     device,
 ) -> BeamResult:
     rows = _BeamRows(model, prompt_ids, W, max_new_tokens, pad_id, device)
-    stop = _StopMatcher(stop_ids, device)
     P = len(prompt_ids)
     active = list(range(P))  # prompts in the batch
     beam_logp = torch.full((P, W), float("-inf"), device=device)
@@ -200,8 +194,8 @@ def _search(
         cand_lp = torch.cat(
             [tok_lp[parent.flatten()], logp[parent.flatten(), tok.flatten()][:, None]], 1
         )  # (a*2W, t+1)
-        is_eos = (tok == eos_id) if eos_id is not None else torch.zeros_like(tok, dtype=torch.bool)
-        is_stop = stop.hits(cand, t).view(a, 2 * W) & ~is_eos
+        is_eos = torch.isin(tok, eos)  # (a, 2W)
+        is_stop = stop.candidates(cand, t).view(a, 2 * W) & ~is_eos
         ends = torch.where(is_eos, 1, torch.where(is_stop, 2, 0)).tolist()
         keep, picks, top_l = [], [], top.tolist()
         norm = penalty(t + 1, length_penalty)

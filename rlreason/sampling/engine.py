@@ -9,10 +9,14 @@
    `torch.Generator` seeded with `seed`: a row's stream depends only on its index, so
    `share_prefix`/`compact` on or off give the same tokens (up to prefill rounding). Token draws
    and the recorded log-probs (temperature-scaled FULL distribution) are draw.py's.
-4. A row stops on any EOS id (`eos_id`, default `tokenizer.eos_id`) or a `stop_ids` sequence
-   matched on its own completion (stop tokens kept). Finish reasons: `eos`, `stop`, `length`.
+4. A row stops on any of its EOS ids (`eos_id`: one id or several; by default every id in
+   `tokenizer.eos_ids`, else `tokenizer.eos_id`), on a `stop_strings` entry found in its decoded
+   completion however the tokenizer split it, or on an exact `stop_ids` sequence at the end of its
+   completion (stops.py). The token that ends a row is kept. Finish reasons: `eos`, `stop`,
+   `length` (EOS wins when a token is both).
 
-Not here: beam search (beam.py), text beyond `tokenizer.decode`, rewards, training log-probs.
+Not here: stop matching (stops.py), beam search (beam.py), text beyond `tokenizer.decode`,
+rewards, training log-probs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from rlreason.model.gpt import KVCache
 from rlreason.sampling.draw import sample_next
+from rlreason.sampling.stops import Stops, eos_id_list
 
 
 @dataclass
@@ -94,23 +99,6 @@ def last_logits(model, ids, **kw) -> torch.Tensor:
     return model(ids, **kw)[:, -1]
 
 
-class _StopMatcher:
-    """Per-row matching of stop token sequences against the tail of each completion."""
-
-    def __init__(self, stop_ids, device):
-        seqs = [list(s) for s in (stop_ids or []) if len(s) > 0]
-        self.seqs = [torch.tensor(s, dtype=torch.long, device=device) for s in seqs]
-
-    def hits(self, out: torch.Tensor, t: int) -> torch.Tensor:
-        """out (B, T) tokens so far, t = index just written → (B,) bool."""
-        hit = torch.zeros(out.shape[0], dtype=torch.bool, device=out.device)
-        for s in self.seqs:
-            m = s.numel()
-            if t + 1 >= m:
-                hit |= (out[:, t + 1 - m : t + 1] == s).all(-1)
-        return hit
-
-
 @torch.no_grad()
 def generate(
     model,
@@ -121,8 +109,9 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    stop_strings: Sequence[str] | None = None,
     stop_ids=None,
-    eos_id: int | None = None,
+    eos_id: int | Sequence[int] | None = None,
     seed: int | None = None,
     tokenizer=None,
     pad_id: int | None = None,
@@ -141,15 +130,14 @@ def generate(
         )
     device = next(model.parameters()).device
     pad_id = pad_id if pad_id is not None else (tokenizer.pad_id if tokenizer is not None else 0)
-    if eos_id is None and tokenizer is not None:
-        eos_id = getattr(tokenizer, "eos_id", None)
+    eos = torch.tensor(eos_id_list(eos_id, tokenizer), dtype=torch.long, device=device)
+    stop = Stops(stop_strings, stop_ids, tokenizer, device)
     with inference(model):
         gen = torch.Generator(device=device)
         gen.manual_seed(seed if seed is not None else torch.seed())
         runner = _Decoder(
             model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
         )
-        stop = _StopMatcher(stop_ids, device)
         B = len(prompt_ids) * n
         out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
         logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
@@ -163,12 +151,8 @@ def generate(
             live, tok_live = rows[alive], tok[alive]
             out[live, t], logps[live, t] = tok_live, lp[alive]
             lengths[live] = t + 1
-            is_eos = (
-                (tok_live == eos_id)
-                if eos_id is not None
-                else torch.zeros_like(tok_live, dtype=torch.bool)
-            )
-            is_stop = stop.hits(out[live], t) & ~is_eos
+            is_eos = torch.isin(tok_live, eos)  # (b',)
+            is_stop = stop.rows(out, live, tok_live, t) & ~is_eos
             finish[live] = torch.where(is_eos, 1, torch.where(is_stop, 2, 0))
             running = finish[rows] == 0  # (b,)
             if t == max_new_tokens - 1 or not bool(running.any()):

@@ -4,9 +4,15 @@ Reads a Hugging Face tokenizer directory: `tokenizer.json` (required, loaded wit
 `tokenizer_config.json` (special tokens, chat template), `chat_template.jinja`,
 `generation_config.json` and `config.json` (EOS ids). `eos_ids` lists every EOS id those files
 name (chat models stop on several); `pad_id` falls back to `eos_id` (padding is always masked).
-`encode` adds no BOS/EOS by default, as rendered chat templates already contain them; special-token
-strings in the text are single tokens. `decode` always drops pad and EOS ids, like
-`CharTokenizer`. `apply_chat_template` renders the Jinja template in `jinja2`'s immutable sandbox
+`encode` adds no BOS/EOS by default; special-token strings in the text are single tokens.
+`encode_prompt` is for prompts: it puts the BOS token in front when the tokenizer adds one
+(`adds_bos`), unless the text already starts with the BOS token's string (a rendered chat
+template often does), so a prompt never gets two. `adds_bos` follows what transformers 5 does:
+the `post_processor` of tokenizer.json decides (BOS when encoding with special tokens puts the
+`bos_token` first); `add_bos_token` in tokenizer_config.json counts only when tokenizer.json has
+no post-processor (transformers 5 then adds nothing; its 4.x Llama/Gemma classes honoured the
+flag, and checkpoints that set it were trained with a BOS). `decode` always drops pad and every
+EOS id, like `CharTokenizer`. `apply_chat_template` renders the Jinja template in `jinja2`'s immutable sandbox
 with the same options and helpers as transformers, so renders match.
 
 Not here: training tokenizers, `{% generation %}` assistant masks, multimodal processors.
@@ -93,7 +99,10 @@ class HFTokenizer:
             )
         pad = self._optional_id("pad_token")
         self._pad_id = pad if pad is not None else self.eos_ids[0]
-        self._drop = {self.eos_id, self._pad_id}
+        self._drop = {*self.eos_ids, self._pad_id}
+        self.bos_id = self._optional_id("bos_token")
+        self.bos_token = self.special_tokens["bos_token"] if self.bos_id is not None else None
+        self.adds_bos = self.bos_id is not None and self._adds_bos()
         self._template = None
 
     @classmethod
@@ -112,6 +121,14 @@ class HFTokenizer:
             )
         return tid
 
+    def _adds_bos(self) -> bool:
+        if self._tok.post_processor is None:
+            return bool(self.config.get("add_bos_token", False))
+        probe = "a"
+        with_specials = self._tok.encode(probe, add_special_tokens=True).ids
+        plain = self._tok.encode(probe, add_special_tokens=False).ids
+        return with_specials[:1] == [self.bos_id] and plain[:1] != [self.bos_id]
+
     # ids ------------------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
@@ -124,6 +141,16 @@ class HFTokenizer:
     @property
     def pad_id(self) -> int:
         return self._pad_id
+
+    @property
+    def eos_tokens(self) -> list[str]:
+        """The token string of every EOS id, in `eos_ids` order."""
+        return [self._tok.id_to_token(i) for i in self.eos_ids]
+
+    @property
+    def added_tokens_decoder(self) -> dict:
+        """id -> `tokenizers.AddedToken` of every added (special) token, as in transformers."""
+        return self._tok.get_added_tokens_decoder()
 
     def token_id(self, token: str) -> int:
         tid = self._tok.token_to_id(token)
@@ -139,6 +166,14 @@ class HFTokenizer:
     ) -> list[int]:
         ids = self._tok.encode(text, add_special_tokens=add_special_tokens).ids
         return ids + [self.eos_id] if add_eos else ids
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Ids of a prompt: `encode(text)` behind the BOS id when `adds_bos` and the text does not
+        already start with the BOS token's string. Completions never get a BOS."""
+        ids = self.encode(text)
+        if self.adds_bos and not text.startswith(self.bos_token):
+            return [self.bos_id, *ids]
+        return ids
 
     def decode(self, ids, skip_special: bool = False) -> str:
         kept = [int(i) for i in ids if int(i) not in self._drop]
