@@ -16,6 +16,9 @@ keys/values are written at the cache's current length and queries attend to ever
 at or before their own slot; `key_mask` marks which slots hold real tokens (left padding) and
 `positions` gives each token's position id, so padding changes neither attention nor positions.
 
+Mixed precision: with `compute_dtype` set (`precision.mixed_precision`), `hidden` and `forward`
+run under `torch.autocast` to that dtype, so fp32 trainable weights compute in bf16/fp16.
+
 Not here: sampling (engine.py), LoRA (lora.py), checkpoint import (hf/load.py).
 """
 
@@ -28,6 +31,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from rlreason.model import precision
 
 # The dtypes a model can be built or loaded in (`model.dtype`).
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -242,6 +247,7 @@ class GPT(nn.Module):
                 cfg
             )  # plain fp32 tensor: model.to(bf16) must not round it
         self.gradient_checkpointing = False
+        self.compute_dtype: torch.dtype | None = None  # set by precision.mixed_precision
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith(("o_proj.weight", "down_proj.weight")):
@@ -274,6 +280,10 @@ class GPT(nn.Module):
         key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final-normed hidden states (B, T, C); see the module docstring for the arguments."""
+        with precision.autocast(self, ids.device):
+            return self._hidden(ids, kv_cache, positions, key_mask)
+
+    def _hidden(self, ids, kv_cache, positions, key_mask) -> torch.Tensor:
         B, T = ids.shape
         start = kv_cache.length if kv_cache is not None else 0
         if positions is None:
@@ -312,7 +322,8 @@ class GPT(nn.Module):
         positions: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.lm_head(self.hidden(ids, kv_cache, positions, key_mask))  # (B, T, V)
+        with precision.autocast(self, ids.device):
+            return self.lm_head(self.hidden(ids, kv_cache, positions, key_mask))  # (B, T, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())

@@ -3,7 +3,8 @@
 `RolloutBatch` holds everything the update needs, row-aligned (B = groups * G rows, prompt-major):
 prompt ids, completion tokens / mask / sampler log-probs from the engine, rewards and advantages.
 `concat` joins the kept groups of several sampling rounds (dynamic sampling); `rows` selects rows,
-`crop` cuts the per-token fields to the longest completion of a micro-batch.
+`crop` cuts the per-token fields to the longest completion of a micro-batch. Every tensor field
+lives on one device (checked on construction, `check_devices`); `to` moves them together.
 `micro_batches` splits a mini-batch's rows so each forward/backward stays within a token budget.
 
 Not here: computing advantages or losses (advantages.py, losses.py), sampling (engine.py).
@@ -30,8 +31,39 @@ class RolloutBatch:
     adv: torch.Tensor | None = None  # (B,) or (B, T)
     returns: torch.Tensor | None = None  # (B, T), PPO value targets
 
+    def __post_init__(self) -> None:
+        self.check_devices()
+
     def __len__(self) -> int:
         return self.tokens.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    def check_devices(self, device: torch.device | str | None = None) -> None:
+        """Every tensor field on one device (`device`, default the tokens'); else a ValueError
+        naming each field and its device. A CUDA run that built one field on the CPU fails here,
+        at the batch, not deep inside the loss."""
+        want = torch.device(device) if device is not None else self.tokens.device
+        wrong = {
+            f.name: str(v.device)
+            for f in fields(self)
+            if isinstance(v := getattr(self, f.name), torch.Tensor) and not _same(v.device, want)
+        }
+        if wrong:
+            raise ValueError(
+                f"RolloutBatch: every tensor must be on {want}, but {wrong} are elsewhere"
+            )
+
+    def to(self, device) -> RolloutBatch:
+        """The batch with every tensor field moved to `device`."""
+        moved = {
+            f.name: v.to(device)
+            for f in fields(self)
+            if isinstance(v := getattr(self, f.name), torch.Tensor)
+        }
+        return replace(self, **moved)
 
     def rows(self, idx) -> RolloutBatch:
         idx_l = [int(i) for i in idx]
@@ -57,6 +89,21 @@ class RolloutBatch:
             if isinstance(v, torch.Tensor) and v.dim() == 2:  # per-token field
                 cut[f.name] = v[:, :T]
         return replace(self, **cut)
+
+
+def _same(a: torch.device, b: torch.device) -> bool:
+    """Same device; `cuda` and `cuda:<current>` count as the same."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return a.index == b.index or None in (a.index, b.index)
+    return _index(a) == _index(b)
+
+
+def _index(d: torch.device) -> int:
+    if d.index is not None:
+        return d.index
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
 
 
 def _pad_cat(tensors: list[torch.Tensor], value) -> torch.Tensor:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from rlreason.model import precision
+
 
 @dataclass
 class PackedBatch:
@@ -69,6 +71,11 @@ def token_logprobs(
     with_hidden: bool = False,
 ):
     """(logp (B, T), entropy (B, T)[, hidden (B, T, C)]) of the completion tokens."""
+    with precision.autocast(model, batch.ids.device):  # mixed precision: the lm_head too
+        return _token_logprobs(model, batch, temperature, chunk, with_hidden)
+
+
+def _token_logprobs(model, batch: PackedBatch, temperature: float, chunk: int, with_hidden: bool):
     P, T = batch.prompt_len, batch.tokens.shape[1]
     hidden = model.hidden(batch.ids, positions=batch.positions, key_mask=batch.key_mask)
     h = hidden[:, P - 1 : P - 1 + T]  # (B, T, C)

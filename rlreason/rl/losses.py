@@ -303,7 +303,26 @@ def total_loss(
     ref_logp: Tensor | None = None,
     entropy: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Scalar loss of one micro-batch (its share of the mini-batch loss) and additive stats.
+    """`loss_terms` with its stats as floats (one device sync)."""
+    loss, stats = loss_terms(
+        logp, old_logp, adv, mask, norm, settings, ref_logp=ref_logp, entropy=entropy
+    )
+    return loss, to_floats(stats)
+
+
+def loss_terms(
+    logp: Tensor,
+    old_logp: Tensor,
+    adv: Tensor,
+    mask: Tensor,
+    norm: LossNorm,
+    settings: LossSettings = LossSettings(),
+    *,
+    ref_logp: Tensor | None = None,
+    entropy: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Scalar loss of one micro-batch (its share of the mini-batch loss) and additive stats
+    (0-dim tensors on the inputs' device; nothing leaves the device).
 
     loss = agg(policy) + kl_coef * agg(kl(logp, ref_logp)) - entropy_coef * agg(entropy).
     KL is logged whenever ref_logp is given; entropy whenever entropy (B,T) is given.
@@ -352,7 +371,7 @@ def total_loss(
         ("policy/ratio_mean", ts.ratio),
     ):
         stats[key] = token_mean_share(x, mask, norm)
-    return loss, to_floats(stats)
+    return loss, stats
 
 
 def truncation_mask(

@@ -27,6 +27,7 @@ import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlreason.eval.runner import evaluate_policy
+from rlreason.model.precision import loss_scaler
 from rlreason.optim import build_adamw, lr_at, set_lr
 from rlreason.rl.advantages import advantage_metrics, get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
@@ -73,7 +74,8 @@ class Trainer:
             c.algo.logprob_chunk,
         )
         self.estimator = get_estimator(c.algo.advantage)
-        self.stop_ids = [self.tokenizer.encode(s) for s in self.stop_strings]
+        self.stop_strings = tuple(self.stop_strings)  # matched on decoded text
+        self.scaler = loss_scaler(self.model)  # float16 compute only
         self.alarm = CollapseAlarm()
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation of train tasks)
         self.run_dir = Path(self.run_dir)
@@ -112,7 +114,16 @@ class Trainer:
         with clock("train"):
             seed = self._seed(step, 99)
             stats = update(
-                self.policy, self.optimizer, batch, prep, a, o, self.fwd, step=step, seed=seed
+                self.policy,
+                self.optimizer,
+                batch,
+                prep,
+                a,
+                o,
+                self.fwd,
+                step=step,
+                seed=seed,
+                scaler=self.scaler,
             )
         metrics.update(stats)
         self._check_finite(metrics)
@@ -122,7 +133,7 @@ class Trainer:
     def schedule_lr(self, step: int) -> float:
         o = self.cfg.optim
         lr = lr_at(
-            step - 1,
+            step,
             warmup_steps=o.warmup_steps,
             total_steps=self.cfg.train.steps,
             initial_lr=o.initial_lr,
@@ -135,7 +146,7 @@ class Trainer:
     def rollout(self, tasks: list, seed: int, clock: PhaseClock):
         """G completions per task from the live policy, scored; the batch and its metrics."""
         c, G = self.cfg, self.cfg.algo.group_size
-        prompts = [self.tokenizer.encode(self.render(t)) for t in tasks]
+        prompts = [self.tokenizer.encode_prompt(self.render(t)) for t in tasks]
         t0 = time.perf_counter()
         with clock("gen"):
             r = generate(
@@ -146,8 +157,7 @@ class Trainer:
                 temperature=c.sampling.temperature,
                 top_k=c.sampling.top_k,
                 top_p=c.sampling.top_p,
-                stop_ids=self.stop_ids,
-                eos_id=self.tokenizer.eos_id,
+                stop_strings=self.stop_strings,
                 seed=seed,
                 tokenizer=self.tokenizer,
             )
@@ -234,7 +244,7 @@ class Trainer:
             top_k=c.sampling.top_k,
             top_p=c.sampling.top_p,
             max_new_tokens=c.eval.max_new_tokens or c.sampling.max_new_tokens,
-            stop_ids=self.stop_ids,
+            stop_strings=self.stop_strings,
             seed=c.eval.seed,
         )
         self.seconds["eval"] += time.perf_counter() - t0
@@ -252,6 +262,7 @@ class Trainer:
                 "bad_streak": self.bad_streak,
                 "run_id": self.logger.run_id,
                 "seconds": self.seconds,
+                "loss_scaler": self.scaler.state_dict() if self.scaler is not None else None,
             },
         )
 
@@ -265,6 +276,8 @@ class Trainer:
         self.step, self.data_pos = state["step"], state["data_pos"]
         self.bad_streak = state.get("bad_streak", 0)
         self.seconds.update(state.get("seconds", {}))
+        if self.scaler is not None and state.get("loss_scaler"):
+            self.scaler.load_state_dict(state["loss_scaler"])
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:

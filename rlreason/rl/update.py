@@ -95,6 +95,11 @@ def _no_grad_pass(model, batch: RolloutBatch, fwd: Forward, value_head=None):
     return logp * batch.mask, values
 
 
+def has_reference(policy: Policy) -> bool:
+    """A reference policy exists: the adapters-off model under LoRA, or a frozen copy."""
+    return bool(lora_modules(policy.model)) or policy.reference is not None
+
+
 def reference_policy(policy: Policy):
     """(model, context) that computes the reference log-probs: adapters off under LoRA."""
     if lora_modules(policy.model):
@@ -109,6 +114,7 @@ def reference_policy(policy: Policy):
 
 def prepare(policy: Policy, batch: RolloutBatch, algo, fwd: Forward) -> Prepared:
     """Old log-probs (off-policy), reference log-probs (KL) and old values (PPO), without grad."""
+    batch.check_devices(next(policy.model.parameters()).device)  # the batch sits with the model
     metrics: dict[str, float] = {}
     old_logp = old_values = ref_logp = None
     if off_policy(algo) or policy.value_head is not None:
@@ -118,16 +124,22 @@ def prepare(policy: Policy, batch: RolloutBatch, algo, fwd: Forward) -> Prepared
         policy.model.train(was)
         metrics.update(mismatch_metrics(batch.sampler_logp, old_logp, batch.mask))
         old_logp = old_logp if off_policy(algo) else None
-    if algo.kl_coef != 0 or algo.log_kl:
+    if algo.kl_coef != 0 or (algo.log_kl and has_reference(policy)):
         ref_model, ctx = reference_policy(policy)
         with ctx:
             ref_logp, _ = _no_grad_pass(ref_model, batch, fwd)
     return Prepared(old_logp, ref_logp, old_values, metrics)
 
 
-def update(policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed) -> dict:
-    """`algo.epochs` x `algo.minibatches` optimizer steps on `batch`; mean stats over them."""
-    B, sums, n_steps, skipped = len(batch), {}, 0, 0
+def update(
+    policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed, scaler=None
+) -> dict:
+    """`algo.epochs` x `algo.minibatches` optimizer steps on `batch`; mean stats over them.
+
+    `scaler` (a `torch.amp.GradScaler`, float16 compute): losses are scaled before backward and
+    gradients unscaled before clipping; an overflow skips that step and lowers the scale
+    (`train/overflow_skips`), without counting as a non-finite step."""
+    B, sums, n_steps, skipped, overflows = len(batch), {}, 0, 0, 0
     params = policy.trainable()
     loss_cfg = LossSettings.from_algo(algo)
     g = torch.Generator().manual_seed(seed)
@@ -137,17 +149,25 @@ def update(policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed) 
         size = B // algo.minibatches
         for m in range(algo.minibatches):
             stats = _minibatch(
-                policy, batch, prep, perm[m * size : (m + 1) * size], algo, fwd, loss_cfg
+                policy, batch, prep, perm[m * size : (m + 1) * size], algo, fwd, loss_cfg, scaler
             )
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             gn = clip_gradients(
                 params,
                 optim_cfg.grad_clip,
-                step=step - 1,
+                step=step,
                 warmup_steps=optim_cfg.warmup_steps,
                 after_warmup_only=optim_cfg.clip_after_warmup,
             )
             stats["policy/grad_norm"] = gn
-            if math.isfinite(gn) and math.isfinite(stats["loss/total"]):
+            finite = math.isfinite(gn) and math.isfinite(stats["loss/total"])
+            if scaler is not None:
+                scaler.step(optimizer)  # skips the step itself when a gradient overflowed
+                scaler.update()
+                overflows += int(math.isfinite(stats["loss/total"]) and not finite)
+                skipped += int(not math.isfinite(stats["loss/total"]))
+            elif finite:
                 optimizer.step()
             else:
                 skipped += 1
@@ -156,11 +176,14 @@ def update(policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed) 
             _accumulate(sums, stats)
     out = {k: v / n_steps for k, v in sums.items()}
     out["train/skipped_updates"] = float(skipped)
-    out["train/optimizer_steps"] = float(n_steps - skipped)
+    out["train/optimizer_steps"] = float(n_steps - skipped - overflows)
+    if scaler is not None:
+        out["train/overflow_skips"] = float(overflows)
+        out["train/loss_scale"] = float(scaler.get_scale())
     return out
 
 
-def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, float]:
+def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler=None) -> dict[str, float]:
     """Backward over the micro-batches of `rows`; the loss norm is the whole mini-batch's."""
     agg = get_aggregation(algo.aggregation)
     norm = agg.normalizer(batch.mask[rows], max_len=fwd.max_new_tokens)
@@ -191,7 +214,7 @@ def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg) -> dict[str, floa
             )
             loss = loss + algo.value_coef * vloss
             s.update(vs)
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         _accumulate(stats, s)
     return stats
 
