@@ -10,6 +10,9 @@ Schema (blank lines are ignored; any other key is kept under `Task.meta`):
   braces balanced; "Level N" becomes `meta["difficulty"] = N`.
 - `format="code"`:   {"prompt": str, "tests": [{"stdin", "stdout"} | {"call", "expected"}, ...],
   optional "entry_point": str}.
+- `format="countdown"` (TinyZero's columns): {"target": int, "nums": [int, ...] (2 to 8),
+  optional "use_all": bool (default true: every number exactly once, as TinyZero scores)}; the
+  prompt is the countdown env's and the `countdown` reward checks the equation.
 
 Optional on every line: "id" (str), "difficulty" (int). A bad line raises `JsonlError` naming the
 file, the line number and the problem; `skip_bad=True` skips bad lines and counts them.
@@ -131,18 +134,42 @@ def parse_code(rec: dict) -> Task:
     return Task(prompt, None, tests, meta)
 
 
+def _int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadRecord(f"'{key}' must hold integers, got {value!r}")
+    return value
+
+
+def parse_countdown(rec: dict) -> Task:
+    from envs.countdown import make_task
+
+    target, nums = _int("target", rec.get("target")), rec.get("nums")
+    if not isinstance(nums, list) or not 2 <= len(nums) <= 8:
+        raise _BadRecord(f"'nums' must be a list of 2 to 8 integers, got {nums!r}")
+    nums = [_int("nums", n) for n in nums]
+    use_all = rec.get("use_all", True)
+    if not isinstance(use_all, bool):
+        raise _BadRecord(f"'use_all' must be true or false, got {use_all!r}")
+    task = make_task(nums, target, use_all)
+    extras = _extras(rec, {"target", "nums", "use_all"})
+    return Task(task.prompt, task.answer, None, {**task.meta, **extras})
+
+
 PARSERS: dict[str, Callable[[dict], Task]] = {
     "math": parse_math,
     "gsm8k": parse_gsm8k,
     "hendrycks_math": parse_hendrycks_math,
     "code": parse_code,
+    "countdown": parse_countdown,
 }
 REWARDS = {
     "math": {"math": 1.0, "format": 0.1},
     "gsm8k": {"math": 1.0, "format": 0.1},
     "hendrycks_math": {"math": 1.0, "format": 0.1},
     "code": {"code": 1.0, "format": 0.1},
+    "countdown": {"countdown": 1.0, "format": 0.1},
 }
+VOTES = {"code": None, "countdown": ("envs.tags:final_answer", "envs.countdown:answer_key")}
 
 
 # --------------------------------------------------------------------------- reading files
@@ -241,7 +268,7 @@ def build(cfg: JsonlConfig) -> TaskSet:
         cfg.template,
         cfg,
         accuracy=next(iter(REWARDS[cfg.format])),
-        vote=None if cfg.format == "code" else MATH_VOTE,
+        vote=VOTES.get(cfg.format, MATH_VOTE),
     )
 
 

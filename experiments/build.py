@@ -8,6 +8,8 @@ run's saved config. This module runs nothing.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -29,13 +31,19 @@ def build_env(cfg):
 
 
 def build_policy(model_cfg: ModelConfig, lora: LoRAConfig):
-    """(model, tokenizer) from `model.*`, with LoRA adapters applied when `lora.enabled`."""
+    """(model, tokenizer) from `model.*`, with LoRA adapters applied when `lora.enabled`, in mixed
+    precision (rlreason.model.precision): trainable weights fp32, compute in `model.dtype`."""
     from experiments.models import build_model
+    from rlreason.model.gpt import DTYPES
     from rlreason.model.lora import apply_lora
+    from rlreason.model.precision import enable_tf32, mixed_precision
 
     model, tokenizer = build_model(model_cfg)
     if lora.enabled:
         apply_lora(model, lora.rank, lora.alpha, tuple(lora.targets), lora.dropout, lora.rslora)
+    mixed_precision(model, DTYPES[model_cfg.dtype])
+    if model_cfg.tf32:
+        enable_tf32(next(model.parameters()).device)
     return model, tokenizer
 
 
@@ -51,13 +59,34 @@ def build_scorer(cfg, env, template):
 
 
 def run_directory(cfg: Config, arm: str) -> Path:
-    """train.resume, else log.run_dir, else log.out_dir/<name>/<time>-<arm>-seed<seed>."""
+    """train.resume, else log.run_dir, else log.out_dir/<name>/<time>-<arm>-seed<seed>.
+
+    The arm part is short and safe in any file system: at most 40 characters of the arm's
+    overrides (path values by their last component) with every character outside
+    [A-Za-z0-9._=+-] replaced by `_`, then 8 hex digits
+    hashing the whole override list (two arms that share a prefix still differ). The overrides
+    themselves are recorded in config.yaml (`log.overrides`)."""
     if cfg.train.resume:
         return Path(cfg.train.resume)
     if cfg.log.run_dir:
         return Path(cfg.log.run_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm or 'default'}-seed{cfg.seed}"
+    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm_label(arm)}-seed{cfg.seed}"
+
+
+def arm_label(arm: str, limit: int = 40) -> str:
+    """A short, path-safe label for an arm (see `run_directory`); "default" for no overrides."""
+    if not arm:
+        return "default"
+    short = ",".join(_short_value(o) for o in arm.split(","))
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", short).strip("._")[:limit]
+    return f"{slug}-{hashlib.sha1(arm.encode()).hexdigest()[:8]}"
+
+
+def _short_value(override: str) -> str:
+    """`key=/a/b/name` -> `key=name`: a path value is known by its last component."""
+    key, eq, value = override.partition("=")
+    return f"{key}{eq}{value.rstrip('/').rsplit('/', 1)[-1]}" if "/" in value else override
 
 
 def load_run_config(run_dir: Path, key: str) -> Config:

@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 
 from experiments.build import build_scorer
-from rlreason.config import Config, ConfigError, validate
+from rlreason.config import Config, ConfigError, resolve_schedule, validate
+from rlreason.model.gpt import DTYPES
+from rlreason.model.precision import mixed_precision, precision_record
 
 
 def _to_config(cfg) -> Config:
@@ -34,7 +36,7 @@ def _to_config(cfg) -> Config:
 
 
 def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
-    from experiments.build import build_env, build_policy, run_directory
+    from experiments.build import arm_label, build_env, build_policy, run_directory
     from experiments.schema import configured_rewards
     from rlreason.checkpoint import latest_checkpoint
     from rlreason.model.lora import count_parameters
@@ -44,14 +46,18 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     from rlreason.tracking import build_logger
 
     validate(cfg)
+    for note in resolve_schedule(cfg):
+        print(f"[rlreason] {note}")
     cfg.reward = configured_rewards(cfg.reward)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     env, template = build_env(cfg)
+    check_splits(cfg, env)  # before the model loads
+    scorer = build_scorer(cfg, env, template)
     model, tokenizer = build_policy(cfg.model, cfg.lora)
     set_cpu_threads(cfg.train.threads)
     print(f"[rlreason] {count_parameters(model)}")
-    scorer = build_scorer(cfg, env, template)
+    render = bind_render(template, tokenizer, env.train[0])
     run_dir = run_directory(cfg, arm)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = None
@@ -59,11 +65,12 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         run_id = json.loads((latest_checkpoint(run_dir) / "state.json").read_text()).get("run_id")
     wandb_cfg = copy.deepcopy(cfg.log.wandb)
     wandb_cfg.group = wandb_cfg.group or cfg.name
-    wandb_cfg.name = wandb_cfg.name or f"{arm or 'default'}-seed{cfg.seed}"
+    wandb_cfg.name = wandb_cfg.name or f"{arm_label(arm)}-seed{cfg.seed}"
     logger = build_logger(run_dir, resolved or {}, wandb_cfg, cfg.log.console_every, run_id=run_id)
-    reference = None
-    if not cfg.lora.enabled and (cfg.algo.kl_coef != 0 or cfg.algo.log_kl):
+    reference = None  # under LoRA the reference is the model with its adapters off
+    if not cfg.lora.enabled and cfg.algo.kl_coef != 0:  # a copy only when KL is in the loss
         reference = copy.deepcopy(model).eval().requires_grad_(False)
+        mixed_precision(reference, DTYPES[cfg.model.dtype])  # frozen: stored in compute dtype
     value_head = None
     if get_estimator(cfg.algo.advantage).needs_value:
         value_head = ValueHead(model.config.d_model).to(next(model.parameters()).device)
@@ -73,9 +80,9 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         tokenizer,
         env.train,
         env.eval,
-        template.render,
+        render,
         scorer,
-        template.stop,
+        template.stop_strings(tokenizer),
         run_dir,
         logger,
         reference=reference,
@@ -85,6 +92,33 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         trainer.resume(run_dir)
         print(f"[rlreason] resumed {run_dir} at step {trainer.step}")
     return trainer
+
+
+def check_splits(cfg: Config, env) -> None:
+    """An env with no train tasks, or no eval tasks while evaluation is on, is a config error."""
+    name = cfg.env.name
+    if not env.train:
+        raise ConfigError(f"env={name}: the train split is empty; check the env's options")
+    if cfg.eval.n_problems > 0 and not env.eval:
+        raise ConfigError(
+            f"env={name} has no eval split, but eval.n_problems={cfg.eval.n_problems}: hold out "
+            "problems (env.n_eval=N, or env.eval_path=FILE for jsonl) or set eval.n_problems=0 "
+            "to train without evaluation"
+        )
+
+
+def bind_render(template, tokenizer, example):
+    """`render(task) -> str` with the tokenizer bound (the `chat` template needs it), tried on
+    one task so a template that cannot render fails before training starts."""
+
+    def render(task):
+        return template.render(task, tokenizer)
+
+    try:
+        render(example)
+    except ValueError as e:
+        raise ConfigError(f"env.template={template.name}: {e}") from e
+    return render
 
 
 def model_record(cfg: Config, model) -> dict:
@@ -100,6 +134,7 @@ def model_record(cfg: Config, model) -> dict:
         "parameters": count.total,
         "trainable": count.trainable,
         "lora": count.lora,
+        "precision": precision_record(model),
     }
 
 
@@ -147,24 +182,27 @@ def run(cfg: Config, arm: str = "") -> dict:
     return finish_run(trainer, result, time.perf_counter() - t0)
 
 
-def _arm_name() -> str:
+def _overrides() -> list[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        overrides = HydraConfig.get().overrides.task
+        return list(HydraConfig.get().overrides.task)
     except Exception:
-        return ""
-    keep = [
-        o
-        for o in overrides
-        if not o.startswith(("seed=", "train.", "log.", "eval.", "experiment="))
-    ]
-    return ",".join(keep)
+        return []
+
+
+def arm_name(overrides: list[str]) -> str:
+    """The overrides that define an ablation arm (not seed, train.*, log.*, eval.*, experiment)."""
+    skip = ("seed=", "train.", "log.", "eval.", "experiment=")
+    return ",".join(o for o in overrides if not o.lstrip("+~").startswith(skip))
 
 
 def _hydra_main(cfg) -> None:
     try:
-        run(_to_config(cfg), _arm_name())
+        cfg, overrides = _to_config(cfg), _overrides()
+        if not cfg.train.resume:
+            cfg.log.overrides = overrides
+        run(cfg, arm_name(overrides))
     except ConfigError as e:
         print(f"[rlreason] {e}", file=sys.stderr)
         sys.exit(2)

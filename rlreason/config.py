@@ -27,8 +27,9 @@ class ModelConfig:
     n_head: int = 4
     d_model: int = 128
     max_seq_len: int = 256
-    dtype: str = "float32"  # a rlreason.model.gpt.DTYPES key
-    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "float32"  # compute dtype (DTYPES key); trainable weights stay fp32 (precision.py)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls
     gradient_checkpointing: bool = False
 
 
@@ -86,7 +87,8 @@ class OptimConfig:
     lr: float = 1e-4  # peak learning rate
     initial_lr: float = 0.0
     min_lr: float = 1e-5
-    warmup_steps: int = 5
+    warmup_steps: int = 5  # more than train.steps: clamped to train.steps, with a note
+    warmup_ratio: Optional[float] = None  # share of train.steps; replaces warmup_steps when set
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     grad_clip: Optional[float] = 1.0
@@ -151,7 +153,10 @@ class LogConfig:
     out_dir: str = "runs"
     console_every: int = 10
     samples_every: int = 25  # W&B table of sample completions
-    run_dir: Optional[str] = None  # explicit run directory (else out_dir/<name>)
+    run_dir: Optional[str] = None  # explicit run directory (else out_dir/<name>/<short name>)
+    overrides: list[str] = field(
+        default_factory=list
+    )  # recorded by rlreason-train: its CLI overrides
 
 
 @dataclass
@@ -259,9 +264,10 @@ def validate(cfg: Config) -> Config:
         f"train.stop_after={t.stop_after}: must lie in [1, train.steps={t.steps}]",
         e,
     )
+    _check(o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0", e)
     _check(
-        0 <= o.warmup_steps <= t.steps,
-        f"optim.warmup_steps={o.warmup_steps} must lie in [0, train.steps={t.steps}]",
+        o.warmup_ratio is None or 0 <= o.warmup_ratio <= 1,
+        f"optim.warmup_ratio={o.warmup_ratio} must lie in [0, 1] (a share of train.steps) or null",
         e,
     )
     _check(
@@ -281,6 +287,49 @@ def validate(cfg: Config) -> Config:
         f"model.dtype={cfg.model.dtype!r}: choose one of {sorted(DTYPES)}",
         e,
     )
+    device_problem = _device_problem(cfg.model.device)
+    _check(device_problem is None, f"model.device={cfg.model.device!r}: {device_problem}", e)
     if e:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(e))
     return cfg
+
+
+def _device_problem(name: str) -> str | None:
+    """Why `model.device` cannot run here (None: it can), checked before any model loads."""
+    import torch
+
+    if name == "auto":
+        return None
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        return "not a device name; use auto, cpu, cuda or cuda:N"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return (
+                f"CUDA is not available (torch {torch.__version__}, built for CUDA "
+                f"{torch.version.cuda}); use model.device=cpu or auto"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available; use model.device=cpu or auto"
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        return "use auto, cpu, cuda, cuda:N or mps"
+    return None
+
+
+def resolve_schedule(cfg: Config) -> list[str]:
+    """Turn `optim.warmup_ratio` into `optim.warmup_steps` and clamp a warmup longer than the run
+    to `train.steps`; returns notes to print. Changes `cfg` in place (config.yaml records it)."""
+    o, steps, notes = cfg.optim, cfg.train.steps, []
+    if o.warmup_ratio is not None:
+        o.warmup_steps = round(o.warmup_ratio * steps)
+        notes.append(f"optim.warmup_ratio={o.warmup_ratio}: {o.warmup_steps} warmup steps")
+    if o.warmup_steps > steps:
+        notes.append(
+            f"optim.warmup_steps={o.warmup_steps} exceeds train.steps={steps}: warming up over "
+            f"all {steps} steps (set optim.warmup_ratio to scale warmup with the run)"
+        )
+        o.warmup_steps = steps
+    return notes

@@ -5,7 +5,9 @@
   (step counted from 0: lr(0) = initial_lr, lr(warmup_steps) = peak_lr), then cosine decay
   `min_lr + (peak_lr - min_lr) * 0.5 * (1 + cos(pi * progress))` with
   progress = (step - warmup_steps) / (total_steps - warmup_steps), reaching `min_lr` at
-  `total_steps` and staying there after.
+  `total_steps` and staying there after (a warmup as long as the run ends at `peak_lr`: there is
+  no decay phase). The RL trainer asks for `lr_at(s)` at its step s = 1..steps, so its first step
+  already moves and its last one runs at `min_lr`.
 - `clip_gradients`: global-norm clipping, from step 0 or only once warmup is over (the reference
   notes clip only after warmup); always returns the pre-clip norm for logging.
 - `plot_schedule`: the schedule as a PNG.
@@ -41,7 +43,7 @@ def lr_at(
     if step < warmup_steps:
         return initial_lr + step * (peak_lr - initial_lr) / warmup_steps
     decay_steps = total_steps - warmup_steps
-    progress = 1.0 if decay_steps == 0 else min(1.0, (step - warmup_steps) / decay_steps)
+    progress = 0.0 if decay_steps == 0 else min(1.0, (step - warmup_steps) / decay_steps)
     return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

@@ -176,3 +176,40 @@ def test_preview_renders_prompts_with_their_references():
     for block in blocks:
         a, b, ref = re.search(r"\nQ: (\d+)\+(\d+)=\nA: \n>>> reference: (\d+)$", block).groups()
         assert int(ref) == int(a) + int(b)
+
+
+def test_a_tinyzero_countdown_file_trains_with_the_countdown_reward(tmp_path):
+    from envs.templates import get_template
+    from rewards.scoring import build_scorer
+
+    rows = [{"target": 24, "nums": [2, 3, 4]}, {"target": 7, "nums": [1, 6], "use_all": False}]
+    path = tmp_path / "cd.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = build_env("jsonl", path=str(path), format="countdown", n_eval=0)
+    assert env.rewards == {"countdown": 1.0, "format": 0.1}
+    by_target = {t.answer: t for t in env.train}
+    assert by_target["24"].meta["numbers"] == [2, 3, 4] and by_target["24"].meta["use_all"]
+    assert "[2, 3, 4]" in by_target["24"].prompt and "24" in by_target["24"].prompt
+    scorer = build_scorer(env, get_template("r1_zero"), {}, None)
+    good = "<think> 2*3*4 </think> <answer> 2 * 3 * 4 </answer>"
+    unused = "<think> 6*4 </think> <answer> (2 + 4) * 4 </answer>"  # 4 twice, 3 unused
+    v = scorer([good, unused], [by_target["24"], by_target["24"]])
+    assert v.components["countdown"] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ('{"target": "24", "nums": [2, 3, 4]}', "'target' must hold integers"),
+        ('{"target": 24, "nums": [2]}', "'nums' must be a list of 2 to 8"),
+        ('{"target": 24, "nums": [2, true]}', "'nums' must hold integers"),
+        ('{"target": 24, "nums": [2, 3], "use_all": "yes"}', "'use_all' must be true or false"),
+    ],
+)
+def test_a_bad_countdown_line_names_file_line_and_problem(tmp_path, line, problem):
+    from envs.jsonl import JsonlError, read_jsonl
+
+    path = tmp_path / "cd.jsonl"
+    path.write_text('{"target": 5, "nums": [2, 3]}\n' + line + "\n")
+    with pytest.raises(JsonlError, match=rf"cd\.jsonl:2: {problem}"):
+        read_jsonl(path, "countdown")

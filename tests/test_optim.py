@@ -20,6 +20,9 @@ def test_lr_at_matches_hand_computed_values():
 
 def test_no_warmup_starts_at_peak_and_invalid_schedules_are_errors():
     assert lr_at(0, warmup_steps=0, total_steps=10, initial_lr=0, peak_lr=1.0, min_lr=0) == 1.0
+    # a warmup as long as the run: linear to the peak, no decay phase
+    full = dict(warmup_steps=4, total_steps=4, initial_lr=0, peak_lr=1.0, min_lr=0.1)
+    assert [lr_at(s, **full) for s in (1, 2, 4, 6)] == [0.25, 0.5, 1.0, 1.0]
     with pytest.raises(ValueError, match="warmup_steps"):
         lr_at(0, warmup_steps=20, total_steps=10, initial_lr=0, peak_lr=1, min_lr=0)
     with pytest.raises(ValueError, match="step"):

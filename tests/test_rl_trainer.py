@@ -62,8 +62,11 @@ def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straig
                 assert v == b[step][k], (step, k)
             else:
                 assert v == pytest.approx(b[step][k], rel=1e-6, abs=1e-9), (step, k)
-    # the schedule spans train.steps (4), not stop_after: step 4 uses lr_at(3) with warmup 1
-    assert a[4]["lr"] == pytest.approx(1e-5 + (1e-2 - 1e-5) * 0.5 * (1 + math.cos(math.pi * 2 / 3)))
+    # the schedule spans train.steps (4), not stop_after: step s uses lr_at(s) with warmup 1, so
+    # step 1 is at the peak, step 3 two thirds down the cosine and step 4 at min_lr
+    assert a[1]["lr"] == pytest.approx(1e-2)
+    assert a[3]["lr"] == pytest.approx(1e-5 + (1e-2 - 1e-5) * 0.5 * (1 + math.cos(math.pi * 2 / 3)))
+    assert a[4]["lr"] == pytest.approx(1e-5)
 
 
 def test_micro_batch_size_does_not_change_the_update(tmp_path):
