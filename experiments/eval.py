@@ -47,7 +47,7 @@ class Arm:
     name: str  # "<template>" or "<template>+<prefill>"
     render: Callable[[Any], str]
     prefix: str  # the prefill, put back in front of completions
-    stop_ids: list[list[int]]
+    stop_strings: tuple[str, ...]  # matched on decoded text
     scorer: Any  # rlreason.eval.runner.Scorer
 
 
@@ -133,15 +133,18 @@ def _from_run(run_dir: Path):
 def load_policy(cfg: EvalAppConfig):
     """(model, tokenizer, info) for the configured source; info describes where it came from."""
     from experiments.models import build_model
-    from rlreason.model.lora import load_adapter
+    from rlreason.model.hf.peft import load_adapter_dir
 
     if cfg.eval.run_dir:
         return _from_run(Path(cfg.eval.run_dir))
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(cfg.model)
     info = {"source": cfg.model.source, "path": cfg.model.path, "step": 0}
-    if cfg.eval.adapter:
-        load_adapter(model, cfg.eval.adapter)
+    if cfg.eval.adapter:  # a PEFT directory (rlreason-export --peft) or lora.save_adapter's
+        try:
+            info["adapter_format"] = load_adapter_dir(model, cfg.eval.adapter)
+        except (FileNotFoundError, ValueError) as e:  # CheckpointError is a ValueError
+            raise ConfigError(f"eval.adapter={cfg.eval.adapter}: {e}") from e
         info["adapter"] = cfg.eval.adapter
     return model.eval(), tokenizer, info
 
@@ -167,7 +170,7 @@ def build_arms(cfg: EvalAppConfig, env, tokenizer) -> list[Arm]:
                 spec,
                 lambda t, tp=template, p=prefix: tp.render(t, tokenizer) + p,
                 prefix,
-                [tokenizer.encode(s) for s in template.stop],
+                template.stop_strings(tokenizer),
                 scorer,
             )
         )
@@ -186,7 +189,7 @@ def _sample(model, tokenizer, tasks, arm: Arm, s: EvalConfig) -> dict[str, float
         samples=s.samples,
         temperature=s.temperature,
         max_new_tokens=s.max_new_tokens,
-        stop_ids=arm.stop_ids,
+        stop_strings=arm.stop_strings,
         seed=s.seed,
         top_k=s.top_k,
         top_p=s.top_p,
@@ -201,7 +204,7 @@ def _beam(model, tokenizer, tasks, arm: Arm, s: EvalConfig) -> dict[str, float]:
     from rlreason.eval.metrics import bootstrap_ci
     from rlreason.sampling.beam import beam_search
 
-    prompts = [tokenizer.encode(arm.render(t)) for t in tasks]
+    prompts = [tokenizer.encode_prompt(arm.render(t)) for t in tasks]
     hyps = []  # per problem, best first
     for i in range(0, len(prompts), s.batch_prompts):
         hyps += beam_search(
@@ -211,7 +214,7 @@ def _beam(model, tokenizer, tasks, arm: Arm, s: EvalConfig) -> dict[str, float]:
             max_new_tokens=s.max_new_tokens,
             length_penalty=s.length_penalty,
             length_norm=s.length_norm,
-            stop_ids=arm.stop_ids,
+            stop_strings=arm.stop_strings,
             tokenizer=tokenizer,
         ).hypotheses
     starts = [sum(len(per) for per in hyps[:i]) for i in range(len(hyps))]  # first beam of each

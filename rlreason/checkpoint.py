@@ -24,6 +24,8 @@ import torch
 from rlreason.model.io import weights_state
 from rlreason.model.lora import adapter_state_dict, load_adapter_state_dict, lora_modules
 
+CHECKPOINT_FILES = ("trainable.safetensors", "optimizer.pt", "state.json")
+
 
 def _trainable_state(model) -> dict[str, torch.Tensor]:
     return adapter_state_dict(model) if lora_modules(model) else weights_state(model)
@@ -57,19 +59,33 @@ def save_checkpoint(
     return d
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path:
+def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
+    """`checkpoints/step_N` for `step`, else the one `<run_dir>/latest` names; FileNotFoundError
+    naming the path (and the saved steps) when it is not there or incomplete."""
     run_dir = Path(run_dir)
-    pointer = run_dir / "latest"
-    if not pointer.is_file():
+    if step is None:
+        pointer = run_dir / "latest"
+        if not pointer.is_file():
+            raise FileNotFoundError(
+                f"{run_dir}: no checkpoint ({pointer} is missing; rlreason-train writes one every "
+                "train.save_every steps and at the end)"
+            )
+        d = run_dir / pointer.read_text().strip()
+    else:
+        d = run_dir / "checkpoints" / f"step_{step:06d}"
+    missing = [f for f in CHECKPOINT_FILES if not (d / f).is_file()]
+    if missing:
+        saved = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*"))
         raise FileNotFoundError(
-            f"resume: {run_dir} has no 'latest' checkpoint pointer "
-            "(was it written by rlreason-train, and did it reach a checkpoint?)"
+            f"{d}: no checkpoint there, or an incomplete one ({', '.join(missing)} missing); "
+            f"saved: {', '.join(saved) if saved else 'none'}"
         )
-    d = run_dir / pointer.read_text().strip()
-    for f in ("trainable.safetensors", "optimizer.pt", "state.json"):
-        if not (d / f).is_file():
-            raise FileNotFoundError(f"resume: checkpoint {d} is incomplete: {f} is missing")
     return d
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest complete checkpoint of a run (see `find_checkpoint`)."""
+    return find_checkpoint(run_dir)
 
 
 def load_trainable(model, path: str | Path) -> None:

@@ -8,6 +8,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(1)  # tiny models: threads only add contention
 
 from rlreason.model.gpt import GPT, GPTConfig  # noqa: E402
+from rlreason.model.hf.smollm2 import FixtureUnavailable, build_smollm2_dir  # noqa: E402
 
 
 def tiny_config(flavour: str, **kw) -> GPTConfig:
@@ -22,3 +23,12 @@ def tiny_config(flavour: str, **kw) -> GPTConfig:
 def tiny_model(request):
     torch.manual_seed(0)
     return GPT(tiny_config(request.param)).eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """SmolLM2-135M-Instruct as a HF directory (float32), built once into the cache (~30 s)."""
+    try:
+        return build_smollm2_dir(log=lambda *a: None)
+    except FixtureUnavailable as e:
+        pytest.skip(f"SmolLM2 fixture unavailable: {e}")

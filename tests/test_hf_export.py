@@ -187,3 +187,21 @@ def test_checkpoint_with_tokenizer_loads_both_and_save_merged_carries_the_tokeni
     )
     ids = random_ids()
     torch.testing.assert_close(logits(again, ids), logits(model, ids), atol=0, rtol=0)
+
+
+def test_load_adapter_dir_reads_both_adapter_layouts_and_names_them_when_neither(tmp_path):
+    from rlreason.model.hf.peft import load_adapter_dir
+    from rlreason.model.lora import save_adapter
+
+    save_tiny("llama", tmp_path / "base")
+    model = lora_model(tmp_path / "base", targets=("q_proj", "up_proj"))
+    save_peft_adapter(model, tmp_path / "peft")
+    save_adapter(model, tmp_path / "native")
+    ids = random_ids(seed=10)
+    for name, layout in (("peft", "peft"), ("native", "rlreason")):
+        fresh, _ = load_pretrained(tmp_path / "base", with_tokenizer=False)
+        assert load_adapter_dir(fresh, tmp_path / name) == layout
+        torch.testing.assert_close(logits(fresh, ids), logits(model, ids), atol=0, rtol=0)
+    fresh, _ = load_pretrained(tmp_path / "base", with_tokenizer=False)
+    with pytest.raises(CheckpointError, match=r"not an adapter directory.*adapter_config\.json"):
+        load_adapter_dir(fresh, tmp_path / "base")

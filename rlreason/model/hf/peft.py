@@ -1,5 +1,9 @@
 """LoRA adapters in the `peft` library's format: `save_peft_adapter` and `load_peft_adapter`.
 
+`load_adapter_dir(model, directory)` accepts either layout: a PEFT directory (adapter_config.json
++ adapter_model.safetensors, as `rlreason-export --peft` and `PeftModel.save_pretrained` write)
+or rlreason's own (adapter.json + adapter.safetensors, `lora.save_adapter`).
+
 A PEFT LoRA directory holds `adapter_config.json` (`r`, `lora_alpha`, `target_modules`,
 `rank_pattern`/`alpha_pattern`, `use_rslora`, `base_model_name_or_path`, ...) and
 `adapter_model.safetensors` with `base_model.model.<HF module>.lora_A.weight` (r, in) and
@@ -10,7 +14,7 @@ R = the sum of the q/k/v ranks, and imported as q/k/v adapters of rank R sharing
 keeps the function but triples the q/k/v rank (see `save_peft_adapter`).
 
 Not here: DoRA, LoRA biases, `modules_to_save`, trainable tokens (refused on import, with the
-field named), and the rlreason-native adapter files (lora.py).
+field named), and writing or reading the rlreason-native adapter files (lora.py).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 from rlreason.model.hf.arch import arch_of
 from rlreason.model.hf.export import hf_config_of
 from rlreason.model.hf.files import CheckpointError, read_json
-from rlreason.model.lora import LoRAConfig, LoRALinear, lora_modules
+from rlreason.model.lora import LoRAConfig, LoRALinear, load_adapter, lora_modules
 
 PREFIX = "base_model.model."
 UNSUPPORTED = {
@@ -216,3 +220,18 @@ def _wrap(model, names, A, B, r, alpha, conf, path, hf_mod) -> list[str]:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, lora)
     return list(names)
+
+
+def load_adapter_dir(model, directory) -> str:
+    """Apply the adapter in `directory`, PEFT or rlreason layout; return "peft" or "rlreason"."""
+    d = Path(directory)
+    if (d / "adapter_config.json").is_file():
+        load_peft_adapter(model, d)
+        return "peft"
+    if (d / "adapter.json").is_file():
+        load_adapter(model, d)
+        return "rlreason"
+    raise CheckpointError(
+        f"{d}: not an adapter directory (expected adapter_config.json + "
+        "adapter_model.safetensors, the PEFT layout, or adapter.json + adapter.safetensors)"
+    )
