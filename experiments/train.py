@@ -58,6 +58,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     set_cpu_threads(cfg.train.threads)
     print(f"[rlreason] {count_parameters(model)}")
     render = bind_render(template, tokenizer, env.train[0])
+    check_lengths(cfg, model, tokenizer, render, env)
     run_dir = run_directory(cfg, arm)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = None
@@ -104,6 +105,24 @@ def check_splits(cfg: Config, env) -> None:
             f"env={name} has no eval split, but eval.n_problems={cfg.eval.n_problems}: hold out "
             "problems (env.n_eval=N, or env.eval_path=FILE for jsonl) or set eval.n_problems=0 "
             "to train without evaluation"
+        )
+
+
+def check_lengths(cfg: Config, model, tokenizer, render, env) -> None:
+    """Every prompt plus `sampling.max_new_tokens` fits the model's context, checked before the
+    first rollout; the error names the longest prompt's task."""
+    limit = getattr(getattr(model, "config", None), "max_seq_len", None)
+    if limit is None:
+        return
+    tasks = list(env.train) + list(env.eval)[: cfg.eval.n_problems]
+    new = max(cfg.sampling.max_new_tokens, cfg.eval.max_new_tokens or 0)
+    n, task = max(((len(tokenizer.encode_prompt(render(t))), t) for t in tasks), key=lambda x: x[0])
+    if n + new > limit:
+        raise ConfigError(
+            f"the longest prompt ({n} tokens, task {task.meta.get('id') or task.prompt[:40]!r}, "
+            f"template {cfg.env.template or env.template}) plus {new} new tokens exceeds the "
+            f"model's context of {limit}: lower sampling.max_new_tokens / eval.max_new_tokens, "
+            "use a shorter template or drop the longest problems"
         )
 
 

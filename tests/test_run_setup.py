@@ -75,6 +75,13 @@ def test_the_chat_template_renders_in_training_with_the_policy_tokenizer(tmp_pat
     assert trainer.step == 1
 
 
+def test_a_prompt_longer_than_the_context_is_an_error_before_the_first_rollout(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg.env.template = "r1_zero"  # ~300 characters: more than the 64 of tiny_cfg's model
+    with pytest.raises(ConfigError, match=r"longest prompt \(\d+ tokens.*context of 64"):
+        build_trainer(cfg)
+
+
 def test_a_template_that_cannot_render_fails_before_training_with_its_name(tmp_path):
     cfg = tiny_cfg(tmp_path)
     cfg.env.template = "chat"  # the char tokenizer has no chat template
@@ -165,3 +172,64 @@ def test_without_a_reference_kl_is_not_logged_and_with_one_it_is(tmp_path):
     )
     run(cfg)
     assert "policy/kl" in metrics_by_step(tmp_path / "k")[1]
+
+
+def test_the_r1_zero_hf_preset_composes_its_documented_settings_and_trains_on_jsonl(tmp_path):
+    from experiments.train import run as train_run
+    from tests.test_e2e_smoke import compose
+    from tests.test_hf_load import save_tiny
+    from tests.test_hf_tokenizer import build_tokenizer
+
+    base = tmp_path / "base"
+    save_tiny("llama", base)
+    build_tokenizer(base)
+    data = jsonl_cfg(tmp_path).env.path
+    recipe = [
+        "experiment=r1_zero_hf",
+        f"model.path={base}",
+        "env=jsonl",
+        f"env.path={data}",
+        "env.format=gsm8k",
+    ]
+    cfg = compose(recipe)
+    assert (cfg.model.source, cfg.model.dtype, cfg.model.gradient_checkpointing) == (
+        "hf",
+        "bfloat16",
+        True,
+    )
+    assert cfg.lora.enabled and cfg.lora.rank == 16 and len(cfg.lora.targets) == 7
+    assert (cfg.algo.group_size, cfg.sampling.max_new_tokens, cfg.sampling.temperature) == (
+        8,
+        1024,
+        1.0,
+    )
+    assert cfg.env.name == "jsonl" and cfg.env.template == "r1_zero" and cfg.eval.every > 0
+    small = [
+        "env.template=plain",  # the tiny model's context is 256 tokens
+        "train.steps=1",
+        "train.prompts_per_step=1",
+        "algo.group_size=2",
+        "sampling.max_new_tokens=4",
+        "env.n_eval=1",
+        "eval.n_problems=1",
+        "eval.samples=1",
+        "eval.max_new_tokens=4",
+        "train.progress=false",
+        "log.wandb.mode=disabled",
+        f"log.run_dir={tmp_path / 'run'}",
+    ]
+    out = train_run(compose([*recipe, *small]))
+    assert out["step"] == 1 and "after" in out
+    record = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert record["precision"]["compute_dtype"] == "torch.bfloat16" and record["lora"] > 0
+
+
+def test_the_readme_own_data_recipe_composes_onto_the_default_experiment(tmp_path):
+    from experiments.build import build_env
+    from tests.test_e2e_smoke import compose
+
+    data = jsonl_cfg(tmp_path).env.path
+    cfg = compose(["env=jsonl", f"env.path={data}", "env.format=gsm8k", "env.n_eval=2"])
+    env, template = build_env(cfg)  # no arithmetic options leak into the jsonl env
+    assert cfg.env.name == "jsonl" and not hasattr(cfg.env, "digits")
+    assert (len(env.train), len(env.eval), template.name) == (4, 2, "r1_zero")
