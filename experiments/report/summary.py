@@ -53,6 +53,10 @@ def finish_run(trainer, result: dict, wall_s: float) -> dict:
     if summary["before"] and summary["after"]:
         print(before_after_table(summary["before"], summary["after"]))
     split = " ".join(f"{k}={v:.1f}s" for k, v in summary["seconds"].items())
-    print(f"[rlreason] {summary['step']} steps in {wall_s:.1f}s ({split}); run dir: {run_dir}")
+    loop_s = sum(summary["seconds"].values())  # the steps and evals, without model setup
+    print(
+        f"[rlreason] {summary['step']} steps in {loop_s:.1f}s ({split}); {wall_s:.1f}s wall "
+        f"with setup (model build, pretraining on first use); run dir: {run_dir}"
+    )
     write_report(run_dir)
     return summary
