@@ -58,14 +58,17 @@ def build_scorer(cfg, env, template):
         raise ConfigError(str(e)) from e
 
 
-def run_directory(cfg: Config, arm: str) -> Path:
-    """train.resume, else log.run_dir, else log.out_dir/<name>/<time>-<arm>-seed<seed>.
+def run_directory(cfg: Config, arm: str, dist=None) -> Path:
+    """train.resume, else log.run_dir, else log.out_dir/<name>/<time>-<arm>-seed<seed>; with
+    `dist` (data-parallel ranks) rank 0's choice, broadcast, so every rank names one directory.
 
     The arm part is short and safe in any file system: at most 40 characters of the arm's
     overrides (path values by their last component) with every character outside
     [A-Za-z0-9._=+-] replaced by `_`, then 8 hex digits
     hashing the whole override list (two arms that share a prefix still differ). The overrides
     themselves are recorded in config.yaml (`log.overrides`)."""
+    if dist is not None and dist.world > 1:
+        return Path(dist.broadcast(str(run_directory(cfg, arm))))
     if cfg.train.resume:
         return Path(cfg.train.resume)
     if cfg.log.run_dir:

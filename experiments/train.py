@@ -10,6 +10,12 @@ This module only composes (builders in experiments/build.py and scorer.py): env,
 (+ LoRA), scorer, logger, trainer; then writes `config.yaml`, `model.json` (the model actually
 built: for `model.source=base/local/hf` its architecture comes from the checkpoint, not from the
 `model.*` shape fields), `summary.json` and `report.md` into the run directory.
+
+Data-parallel: `torchrun --standalone --nproc_per_node=N --no-python rlreason-train <overrides>`
+runs N ranks (rlreason/distributed.py) that together compute what one process computes for the
+same `train.prompts_per_step` (divisible by N); rank 0 alone prints, logs and writes the run's
+files, and an error on any rank prints `[rlreason rank r] <message>` and exits non-zero (torchrun
+then stops the others).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 import torch
 
 from experiments.build import build_scorer
+from rlreason import distributed
 from rlreason.config import Config, ConfigError, resolve_schedule, validate
 from rlreason.model.gpt import DTYPES
 from rlreason.model.precision import mixed_precision, precision_record
@@ -43,11 +50,13 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     from rlreason.rl.advantages import get_estimator
     from rlreason.rl.trainer import Trainer
     from rlreason.rl.value import ValueHead
-    from rlreason.tracking import build_logger
+    from rlreason.tracking import NullLogger, build_logger
 
-    validate(cfg)
+    dist = distributed.init(cfg.model.device)
+    say = print if dist.is_main else (lambda *a, **k: None)
+    validate(cfg, dist.world)
     for note in resolve_schedule(cfg):
-        print(f"[rlreason] {note}")
+        say(f"[rlreason] {note}")
     cfg.reward = configured_rewards(cfg.reward)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -56,10 +65,10 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     scorer = build_scorer(cfg, env, template)
     model, tokenizer = build_policy(cfg.model, cfg.lora)
     set_cpu_threads(cfg.train.threads)
-    print(f"[rlreason] {count_parameters(model)}")
+    say(f"[rlreason] {count_parameters(model)}" + (f" x {dist.world} ranks" * (dist.world > 1)))
     render = bind_render(template, tokenizer, env.train[0])
     check_lengths(cfg, model, tokenizer, render, env)
-    run_dir = run_directory(cfg, arm)
+    run_dir = run_directory(cfg, arm, dist)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = None
     if cfg.train.resume:
@@ -67,7 +76,9 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     wandb_cfg = copy.deepcopy(cfg.log.wandb)
     wandb_cfg.group = wandb_cfg.group or cfg.name
     wandb_cfg.name = wandb_cfg.name or f"{arm_label(arm)}-seed{cfg.seed}"
-    logger = build_logger(run_dir, resolved or {}, wandb_cfg, cfg.log.console_every, run_id=run_id)
+    logger = NullLogger()  # ranks other than 0 log nothing
+    if dist.is_main:
+        logger = build_logger(run_dir, resolved or {}, wandb_cfg, cfg.log.console_every, run_id)
     reference = None  # under LoRA the reference is the model with its adapters off
     if not cfg.lora.enabled and cfg.algo.kl_coef != 0:  # a copy only when KL is in the loss
         reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -75,6 +86,9 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     value_head = None
     if get_estimator(cfg.algo.advantage).needs_value:
         value_head = ValueHead(model.config.d_model).to(next(model.parameters()).device)
+    if dist.world > 1:  # every rank built the same model; dropout and the like differ per rank
+        random.seed(cfg.seed * 1000 + dist.rank)
+        torch.manual_seed(cfg.seed * 1000 + dist.rank)
     trainer = Trainer(
         cfg,
         model,
@@ -88,10 +102,11 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         logger,
         reference=reference,
         value_head=value_head,
+        dist=dist,
     )
     if cfg.train.resume:
         trainer.resume(run_dir)
-        print(f"[rlreason] resumed {run_dir} at step {trainer.step}")
+        say(f"[rlreason] resumed {run_dir} at step {trainer.step}")
     return trainer
 
 
@@ -189,7 +204,7 @@ def run(cfg: Config, arm: str = "") -> dict:
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     t0 = time.perf_counter()
     trainer = build_trainer(cfg, arm, resolved)
-    if not cfg.train.resume:
+    if not cfg.train.resume and trainer.dist.is_main:
         (trainer.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         (trainer.run_dir / "model.json").write_text(
             json.dumps(model_record(cfg, trainer.model), indent=1) + "\n"
@@ -198,7 +213,12 @@ def run(cfg: Config, arm: str = "") -> dict:
         result = trainer.run()
     finally:
         trainer.logger.finish()
-    return finish_run(trainer, result, time.perf_counter() - t0)
+    if not trainer.dist.is_main:
+        trainer.dist.close()
+        return {**result, "rank": trainer.dist.rank}
+    summary = finish_run(trainer, result, time.perf_counter() - t0)
+    trainer.dist.close()
+    return summary
 
 
 def _overrides() -> list[str]:
@@ -217,14 +237,24 @@ def arm_name(overrides: list[str]) -> str:
 
 
 def _hydra_main(cfg) -> None:
+    me = distributed.from_env()
+    tag = f"[rlreason rank {me.rank}]" if me.world > 1 else "[rlreason]"
     try:
         cfg, overrides = _to_config(cfg), _overrides()
         if not cfg.train.resume:
             cfg.log.overrides = overrides
         run(cfg, arm_name(overrides))
     except ConfigError as e:
-        print(f"[rlreason] {e}", file=sys.stderr)
+        print(f"{tag} {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:
+        if me.world == 1:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        print(f"{tag} {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def main() -> None:

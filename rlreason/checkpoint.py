@@ -8,6 +8,12 @@ Layout of `<run_dir>/checkpoints/step_NNNNNN/`:
 - `state.json`: step, data position, tracker run id, bad-step streak, Python RNG state.
 `<run_dir>/latest` names the newest complete checkpoint; it is written last (atomic rename), so an
 interruption mid-save leaves the previous checkpoint current. Nothing here unpickles code.
+Data-parallel runs (`dist` with world > 1): rank 0 writes the weights, optimizer and state (the
+data position is global; `world_size` is recorded); every rank r writes its own torch, CUDA and
+Python RNG states to `rng_rank{r}.pt` instead of `rng.pt`; `latest` moves once every rank has
+written. Resuming needs the same world size (a different one is refused, naming both) and restores
+each rank's RNG exactly. The run directory must be visible to every rank (one machine, or a
+shared file system).
 
 Not here: what the state means (rl/trainer.py).
 """
@@ -21,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from rlreason.config import ConfigError
 from rlreason.model.io import weights_state
 from rlreason.model.lora import adapter_state_dict, load_adapter_state_dict, lora_modules
 
@@ -32,13 +39,39 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(
-    run_dir: str | Path, step: int, *, model, optimizer, state: dict, value_head=None
+    run_dir: str | Path, step: int, *, model, optimizer, state: dict, value_head=None, dist=None
 ) -> Path:
-    from safetensors.torch import save_file
-
     run_dir = Path(run_dir)
     d = run_dir / "checkpoints" / f"step_{step:06d}"
     d.mkdir(parents=True, exist_ok=True)
+    if dist is not None and dist.world > 1:
+        rng = {"torch": torch.get_rng_state(), "python": _py_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()
+        torch.save(rng, d / f"rng_rank{dist.rank}.pt")
+        if dist.is_main:
+            _write(d, model, optimizer, value_head, {**state, "world_size": dist.world}, step)
+        dist.barrier()  # every rank's RNG file is there before `latest` names the checkpoint
+        if dist.is_main:
+            _point_latest(run_dir, d)
+        return d
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, d / "rng.pt")
+    _write(d, model, optimizer, value_head, state, step)
+    _point_latest(run_dir, d)
+    return d
+
+
+def _py_state() -> list:
+    v, internal, gauss = random.getstate()
+    return [v, list(internal), gauss]
+
+
+def _write(d: Path, model, optimizer, value_head, state: dict, step: int) -> None:
+    from safetensors.torch import save_file
+
     save_file(_trainable_state(model), str(d / "trainable.safetensors"))
     if value_head is not None:
         save_file(
@@ -46,17 +79,14 @@ def save_checkpoint(
             str(d / "value_head.safetensors"),
         )
     torch.save(optimizer.state_dict(), d / "optimizer.pt")
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, d / "rng.pt")
-    py_state = random.getstate()
-    full = {**state, "step": step, "python_rng": [py_state[0], list(py_state[1]), py_state[2]]}
+    full = {**state, "step": step, "python_rng": _py_state()}
     (d / "state.json").write_text(json.dumps(full, indent=1))
+
+
+def _point_latest(run_dir: Path, d: Path) -> None:
     tmp = run_dir / "latest.tmp"
     tmp.write_text(d.relative_to(run_dir).as_posix())
     os.replace(tmp, run_dir / "latest")
-    return d
 
 
 def find_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
@@ -105,21 +135,37 @@ def load_trainable(model, path: str | Path) -> None:
         )
 
 
-def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None) -> dict:
-    """Restore weights, optimizer and RNG states in place; return the saved state dict."""
+def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None, dist=None) -> dict:
+    """Restore weights, optimizer and RNG states in place; return the saved state dict.
+    `dist`: this rank; the checkpoint must come from a run of the same world size."""
     from safetensors.torch import load_file
 
     d = Path(d)
+    state = json.loads((d / "state.json").read_text())
+    saved, world = state.pop("world_size", 1), dist.world if dist is not None else 1
+    if saved != world:
+        raise ConfigError(
+            f"{d} was saved by {saved} data-parallel process(es) (world size {saved}); this run "
+            f"has world size {world}. Resume with the same world size "
+            f"(torchrun --nproc_per_node={saved}, or plain rlreason-train for 1): the prompt "
+            "shards and per-rank RNG states depend on it"
+        )
     load_trainable(model, d / "trainable.safetensors")
     if value_head is not None:
         value_head.load_state_dict(load_file(str(d / "value_head.safetensors")))
     optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
-    if (d / "rng.pt").is_file():
+    v, internal, gauss = state.pop("python_rng")
+    random.setstate((v, tuple(internal), gauss))
+    if world > 1:
+        rng = torch.load(d / f"rng_rank{dist.rank}.pt", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
+        v, internal, gauss = rng["python"]
+        random.setstate((v, tuple(internal), gauss))
+    elif (d / "rng.pt").is_file():
         rng = torch.load(d / "rng.pt", weights_only=True)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-    state = json.loads((d / "state.json").read_text())
-    v, internal, gauss = state.pop("python_rng")
-    random.setstate((v, tuple(internal), gauss))
     return state

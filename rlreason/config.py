@@ -199,8 +199,9 @@ def _check(ok: bool, msg: str, errors: list[str]) -> None:
         errors.append(msg)
 
 
-def validate(cfg: Config) -> Config:
-    """Raise ConfigError listing every invalid setting (and the fix) before any work starts."""
+def validate(cfg: Config, world: int = 1) -> Config:
+    """Raise ConfigError listing every invalid setting (and the fix) before any work starts.
+    `world`: the number of data-parallel processes (torchrun's WORLD_SIZE)."""
     from rlreason.model.gpt import DTYPES
     from rlreason.rl.advantages import ADVANTAGES
     from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
@@ -289,6 +290,19 @@ def validate(cfg: Config) -> Config:
     )
     device_problem = _device_problem(cfg.model.device)
     _check(device_problem is None, f"model.device={cfg.model.device!r}: {device_problem}", e)
+    _check(
+        t.prompts_per_step % world == 0,
+        f"train.prompts_per_step={t.prompts_per_step} is not divisible by the {world} "
+        "data-parallel processes (torchrun --nproc_per_node): each rank takes an equal share "
+        "of the prompts, so change one of them",
+        e,
+    )
+    _check(
+        world == 1 or not cfg.model.device.startswith("cuda:"),
+        f"model.device={cfg.model.device!r} with {world} processes: every rank would share one "
+        "GPU; use model.device=auto or cuda (rank r runs on cuda:LOCAL_RANK)",
+        e,
+    )
     if e:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(e))
     return cfg

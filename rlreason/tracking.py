@@ -4,6 +4,8 @@ The trainer holds exactly one Logger (a `MultiLogger` fans out), so no code path
 whether W&B is on. W&B runs offline by default (`mode="offline"`, files under the run directory),
 online only when the user configures it; its run id is kept so a resumed run continues the same
 W&B run. JSONL lines are `{"step": N, ...metrics}` in `<run_dir>/metrics.jsonl`.
+In a data-parallel run only rank 0 builds one; the other ranks hold a `NullLogger` (no files,
+no W&B run, no console lines).
 
 Not here: what to log (the trainer decides), plots (experiments/report/build.py).
 """

@@ -7,6 +7,10 @@ greedy accuracy, format rate, length, per-difficulty), plus `eval/think_rate` an
 format/length. Fixed seeds make it repeatable. Prompts are encoded with the tokenizer's
 `encode_prompt` (BOS where the tokenizer adds one; `encode` for a tokenizer without it);
 `stop_strings` end completions on decoded text, every EOS id of the tokenizer ends them too.
+Data-parallel (`dist` with world > 1): rank r generates and scores a contiguous slice of the
+tasks, drawing the random numbers the whole chunk would draw for its rows (the engine's
+`row_offset`), and the per-problem records are gathered, so every rank returns the metrics one
+process computes.
 
 Not here: the metric definitions (metrics.py), plots (plots.py), the CLI (experiments/eval.py).
 """
@@ -34,6 +38,7 @@ def _run(
     model,
     tokenizer,
     prompts,
+    span,
     *,
     n,
     temperature,
@@ -45,12 +50,17 @@ def _run(
     batch_prompts,
     prefix,
 ):
-    """Completions (with `prefix` put back in front) and their token lengths, prompt-major."""
-    texts, lengths = [], []
-    for i in range(0, len(prompts), batch_prompts):
+    """Completions (with `prefix` put back in front) and their token lengths, prompt-major, of the
+    prompts [lo, hi) of `span` = (lo, hi, total); chunks of `batch_prompts` are cut from all
+    `total` prompts, so a slice samples what one process samples for it."""
+    (lo, hi, total), texts, lengths = span, [], []
+    for i in range(0, total, batch_prompts):
+        a, b, end = max(i, lo), min(i + batch_prompts, hi), min(i + batch_prompts, total)
+        if a >= b:
+            continue
         r = generate(
             model,
-            prompts[i : i + batch_prompts],
+            prompts[a - lo : b - lo],
             n=n,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
@@ -60,6 +70,8 @@ def _run(
             stop_ids=stop_ids,
             seed=seed + i,
             tokenizer=tokenizer,
+            row_offset=(a - i) * n,
+            total_rows=(end - i) * n,
         )
         texts += [prefix + t for t in r.texts]
         lengths += [len(c) for c in r.completion_ids]
@@ -104,11 +116,17 @@ def evaluate_policy(
     batch_prompts: int = 64,
     n_boot: int = 200,
     completion_prefix: str = "",
+    dist=None,
 ) -> dict[str, float]:
     """`completion_prefix`: text the rendered prompt ends with that belongs to the answer (e.g. a
     pre-filled `<answer>`); it is put back in front of every completion before scoring.
-    `stop_ids` (exact token-id sequences) is kept for callers that still pass ids."""
-    tasks = list(tasks)
+    `stop_ids` (exact token-id sequences) is kept for callers that still pass ids.
+    `dist` (rlreason.distributed.Dist): shard the tasks over its ranks (module docstring)."""
+    all_tasks = list(tasks)
+    world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+    N = len(all_tasks)
+    lo, hi = rank * N // world, (rank + 1) * N // world
+    tasks = all_tasks[lo:hi]
     encode = getattr(tokenizer, "encode_prompt", tokenizer.encode)
     prompts = [encode(render(t)) for t in tasks]
     run = functools.partial(
@@ -116,6 +134,7 @@ def evaluate_policy(
         model,
         tokenizer,
         prompts,
+        (lo, hi, N),
         sampling={"top_k": top_k, "top_p": top_p},
         max_new_tokens=max_new_tokens,
         stop_strings=stop_strings,
@@ -124,18 +143,27 @@ def evaluate_policy(
         prefix=completion_prefix,
     )
     g_texts, g_len = run(n=1, temperature=0.0, seed=seed)
-    g = scorer(g_texts, tasks)
     s_texts, s_len = run(n=samples, temperature=temperature, seed=seed + 1)
-    s = scorer(s_texts, [t for t in tasks for _ in range(samples)])
+    records, g_fmt, g_think, s_think = [], [], [], []
+    if tasks:  # a rank may hold no task when there are fewer tasks than ranks
+        g = scorer(g_texts, tasks)
+        s = scorer(s_texts, [t for t in tasks for _ in range(samples)])
+        records = _records(tasks, samples, s, s_len, g)
+        g_fmt, g_think, s_think = g.format_ok, g.has_reasoning, s.has_reasoning
+    if world > 1:
+        parts = dist.all_gather((records, g_fmt, g_think, s_think, g_len))
+        records, g_fmt, g_think, s_think, g_len = (
+            [x for part in parts for x in part[j]] for j in range(5)
+        )
     metrics = summarize(
-        _records(tasks, samples, s, s_len, g),
+        records,
         ks or _powers_of_two(samples),
         key=scorer.answer_key,
         n_boot=n_boot,
         seed=seed,
     )
-    metrics["eval/think_rate"] = sum(s.has_reasoning) / len(s_texts)
-    metrics["eval/greedy_format_rate"] = sum(g.format_ok) / len(g.format_ok)
+    metrics["eval/think_rate"] = sum(s_think) / len(s_think)
+    metrics["eval/greedy_format_rate"] = sum(g_fmt) / len(g_fmt)
     metrics["eval/greedy_length_mean"] = sum(g_len) / len(g_len)
-    metrics["eval/greedy_think_rate"] = sum(g.has_reasoning) / len(g_texts)
+    metrics["eval/greedy_think_rate"] = sum(g_think) / len(g_think)
     return metrics

@@ -12,6 +12,9 @@ Dynamic sampling (DAPO): flat-reward groups are dropped and more prompts sampled
 `algo.max_refill_rounds` extra rounds; departure: if fewer than `prompts_per_step` groups survive,
 the step trains on those (DAPO samples until the batch is full). Rollout and reward metrics
 describe the first round (the current policy, unselected).
+Data-parallel under torchrun (`dist`, rlreason/distributed.py): each rank runs its slice of every
+step's prompts and the reductions of rl/shard.py, so N ranks compute the step one process computes
+for the same global batch; rank 0 alone logs and writes the run's files.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ from typing import Any
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlreason.distributed import Dist
 from rlreason.eval.runner import evaluate_policy
 from rlreason.model.precision import loss_scaler
 from rlreason.optim import build_adamw, lr_at, set_lr
-from rlreason.rl.advantages import advantage_metrics, get_estimator, group_stats
+from rlreason.rl import shard
+from rlreason.rl.advantages import get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
 from rlreason.rl.batch import RolloutBatch, concat
 from rlreason.rl.losses import truncation_mask
-from rlreason.rl.timing import STEP_PHASES, PhaseClock, rollout_metrics
+from rlreason.rl.timing import STEP_PHASES, PhaseClock
 from rlreason.rl.update import Forward, Policy, prepare, update
 from rlreason.sampling.engine import generate
 from rlreason.scoring import Scorer
@@ -55,6 +60,7 @@ class Trainer:
     logger: Any
     reference: torch.nn.Module | None = None  # frozen copy when training all weights (KL)
     value_head: torch.nn.Module | None = None  # PPO (gae) only
+    dist: Dist = field(default_factory=Dist)  # this process among the data-parallel ranks
     step: int = 0
     data_pos: int = 0
     bad_streak: int = 0
@@ -79,6 +85,8 @@ class Trainer:
         self.alarm = CollapseAlarm()
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation of train tasks)
         self.run_dir = Path(self.run_dir)
+        self.rows: shard.Rows | None = None  # global rows of the last collected batch
+        self.dist.broadcast_tensors(self.policy.trainable())  # one start on every rank
 
     # ------------------------------------------------------------------ data
     def next_tasks(self, n: int) -> list:
@@ -107,9 +115,12 @@ class Trainer:
         # 3. old and reference log-probs (and PPO's old values), without grad
         with clock("ref"):
             prep = prepare(self.policy, batch, a, self.fwd)
-        # 4. advantages: one signature for every estimator, GAE included
-        batch.adv, batch.returns = self.estimator(batch.rewards, batch.mask, prep.old_values, a)
-        metrics.update({**advantage_metrics(batch.adv, batch.mask), **prep.metrics})
+        prep.metrics = shard.token_weighted(self.dist, prep.metrics, float(batch.mask.sum()))
+        # 4. advantages: one signature for every estimator, GAE included (global rewards)
+        batch.adv, batch.returns, adv_m = shard.advantages(
+            self.estimator, batch, prep.old_values, a, self.dist, self.rows
+        )
+        metrics.update({**adv_m, **prep.metrics})
         # 5. the update: epochs x mini-batches of clipped-surrogate AdamW steps
         with clock("train"):
             seed = self._seed(step, 99)
@@ -124,6 +135,7 @@ class Trainer:
                 step=step,
                 seed=seed,
                 scaler=self.scaler,
+                shard=shard.Shard(self.dist, self.rows) if self.dist.world > 1 else None,
             )
         metrics.update(stats)
         self._check_finite(metrics)
@@ -143,8 +155,9 @@ class Trainer:
         set_lr(self.optimizer, lr)
         return lr
 
-    def rollout(self, tasks: list, seed: int, clock: PhaseClock):
-        """G completions per task from the live policy, scored; the batch and its metrics."""
+    def rollout(self, tasks: list, seed: int, clock: PhaseClock, row_offset=0, total_rows=None):
+        """G completions per task from the live policy, scored; the batch and its metrics (those of
+        the global batch when `tasks` are rows [row_offset, ...) of `total_rows`)."""
         c, G = self.cfg, self.cfg.algo.group_size
         prompts = [self.tokenizer.encode_prompt(self.render(t)) for t in tasks]
         t0 = time.perf_counter()
@@ -160,6 +173,8 @@ class Trainer:
                 stop_strings=self.stop_strings,
                 seed=seed,
                 tokenizer=self.tokenizer,
+                row_offset=row_offset,
+                total_rows=total_rows,
             )
         gen_s = time.perf_counter() - t0
         group_tasks = [t for t in tasks for _ in range(G)]
@@ -179,37 +194,44 @@ class Trainer:
             dict(v.components),
         )
         lengths = [len(x) for x in r.completion_ids]
-        metrics = {**rollout_metrics(lengths, r.finish_reasons, v.correct), **v.metrics}
-        metrics["perf/tokens_per_s"] = sum(lengths) / max(gen_s, 1e-9)
+        metrics = shard.rollout_step_metrics(
+            self.dist, lengths, r.finish_reasons, v.correct, v.metrics, gen_s
+        )
         return batch, metrics
 
     def collect(self, step: int, clock: PhaseClock | None = None):
-        """Rollouts of `prompts_per_step` prompts; with dynamic sampling, only groups whose
-        rewards differ are kept, refilling up to `max_refill_rounds` times."""
-        a, P = self.cfg.algo, self.cfg.train.prompts_per_step
+        """Rollouts of `prompts_per_step` prompts (this rank's slice of them); with dynamic
+        sampling, only groups whose rewards differ are kept, refilling up to `max_refill_rounds`
+        times, decided over every rank's groups. Sets `self.rows` (the batch's global rows)."""
+        a, P, G = self.cfg.algo, self.cfg.train.prompts_per_step, self.cfg.algo.group_size
         clock = clock or PhaseClock(self.seconds)
         rounds = 1 + (a.max_refill_rounds if a.dynamic_sampling else 0)
-        kept, metrics, n_groups = [], {}, 0
+        lo, hi = shard.prompt_span(self.dist, P)
+        self.rows = shard.Rows.span(lo * G, hi * G, P * G)
+        kept, metrics, order = [], {}, []  # order: global (round, group) of every kept group
         for rnd in range(rounds):
-            batch, m = self.rollout(self.next_tasks(P), self._seed(step, rnd), clock)
-            if a.group_size < 2:  # no groups: nothing to compare
+            tasks = self.next_tasks(P)[lo:hi]
+            batch, m = self.rollout(tasks, self._seed(step, rnd), clock, lo * G, P * G)
+            if G < 2:  # no groups: nothing to compare
                 return batch, m
-            stats = group_stats(batch.rewards, a.group_size)
+            stats = group_stats(batch.rewards, G)
+            flags, keep = shard.keep_groups(self.dist, stats.zero_std.tolist(), lo, order, rnd)
             if rnd == 0:
-                metrics = {**m, "group/zero_std_frac": float(stats.zero_std_frac)}
+                frac = torch.tensor(flags).float().mean().item()  # as group_stats computes it
+                metrics = {**m, "group/zero_std_frac": frac}
             if not a.dynamic_sampling:
                 return batch, metrics
-            keep = (~stats.zero_std_rows).nonzero()[:, 0].tolist()
-            kept.append(batch.rows(keep))
-            n_groups += len(keep) // a.group_size
-            if n_groups >= P:
+            kept.append(batch.rows([g * G + i for g in keep for i in range(G)]))
+            if len(order) >= P:
                 break
+        n_groups = min(len(order), P)
         metrics["group/refill_rounds"] = float(rnd)
-        metrics["group/kept_groups"] = float(min(n_groups, P))
+        metrics["group/kept_groups"] = float(n_groups)
         if n_groups == 0:
             return None, metrics
+        self.rows = shard.kept_rows(order, lo, hi, G, n_groups)
         batch = concat(kept, self.tokenizer.pad_id)
-        return batch.rows(range(min(n_groups, P) * a.group_size)), metrics
+        return batch.rows(range(len(self.rows.global_rows))), metrics
 
     def _seed(self, step: int, salt: int = 0) -> int:
         return (self.cfg.seed * 1_000_003 + step * 7919 + salt) % (2**31)
@@ -217,8 +239,8 @@ class Trainer:
     def _check_finite(self, metrics: dict[str, float]) -> None:
         if metrics.get("train/skipped_updates", 0.0) > 0:
             self.bad_streak += 1
-            print(
-                f"[rlreason] step {self.step + 1}: non-finite loss or gradient; optimizer step "
+            self._say(
+                f"step {self.step + 1}: non-finite loss or gradient; optimizer step "
                 f"skipped ({self.bad_streak} in a row)"
             )
             if self.bad_streak >= self.cfg.train.max_bad_steps:
@@ -246,6 +268,7 @@ class Trainer:
             max_new_tokens=c.eval.max_new_tokens or c.sampling.max_new_tokens,
             stop_strings=self.stop_strings,
             seed=c.eval.seed,
+            dist=self.dist,
         )
         self.seconds["eval"] += time.perf_counter() - t0
         return metrics
@@ -257,6 +280,7 @@ class Trainer:
             model=self.model,
             optimizer=self.optimizer,
             value_head=self.value_head,
+            dist=self.dist,
             state={
                 "data_pos": self.data_pos,
                 "bad_streak": self.bad_streak,
@@ -272,6 +296,7 @@ class Trainer:
             model=self.model,
             optimizer=self.optimizer,
             value_head=self.value_head,
+            dist=self.dist,
         )
         self.step, self.data_pos = state["step"], state["data_pos"]
         self.bad_streak = state.get("bad_streak", 0)
@@ -287,7 +312,7 @@ class Trainer:
         if self.step == 0 and c.eval.n_problems > 0:
             history["before"] = self.evaluate()
             self.logger.log(history["before"], step=0)
-        bar = _progress(c.train.progress, self.step, last)
+        bar = _progress(c.train.progress and self.dist.is_main, self.step, last)
         try:
             while self.step < last:
                 metrics = self.train_step(self.step + 1)
@@ -296,7 +321,7 @@ class Trainer:
                 metrics.update(self.alarm.metrics())
                 self.logger.log(metrics, step=self.step)
                 for w in warnings:
-                    print(f"[rlreason] collapse alarm at step {self.step}: {w}")
+                    self._say(f"collapse alarm at step {self.step}: {w}")
                 if c.log.samples_every and self.step % c.log.samples_every == 0:
                     self.log_sample_table(self.last_batch)
                 bar.update(1)
@@ -314,6 +339,11 @@ class Trainer:
                     self.save()
         except KeyboardInterrupt:
             bar.close()
+            if self.dist.world > 1:  # ranks may sit in different collectives: no joint save
+                print(
+                    f"[rlreason rank {self.dist.rank}] interrupted at step {self.step}; not saved"
+                )
+                return {"interrupted": True, "step": self.step}
             print(f"[rlreason] interrupted: checkpoint at step {self.step} in {self.save()}")
             return {"interrupted": True, "step": self.step}
         bar.close()
@@ -328,6 +358,10 @@ class Trainer:
             "alarms": self.alarm.fired,
             **history,
         }
+
+    def _say(self, message: str) -> None:
+        if self.dist.is_main:
+            print(f"[rlreason] {message}")
 
     def log_sample_table(self, batch: RolloutBatch | None, k: int = 8) -> None:
         if batch is None:

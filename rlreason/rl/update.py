@@ -8,6 +8,11 @@ log-prob mismatch. `update` runs `epochs` passes over seeded permutations of the
 `minibatches` optimizer steps per pass, micro-batches cut by a token budget, gradient clipping and
 AdamW; a non-finite loss or gradient skips that optimizer step.
 
+Data-parallel ranks pass a `shard` (rl/shard.py: `Shard`): the permutation then runs over the
+GLOBAL rows and each rank takes its rows of every mini-batch (possibly none), the mini-batch's
+LossNorm counts are summed over ranks before the loss, and its gradients and additive stats after
+the micro-batch loop, so clipping and AdamW see the single-process gradient on every rank.
+
 The caller (the trainer) owns model, optimizer, reference and value head and passes them in.
 Departures, stated: the value head reads the policy's trunk (shared trunk); GAE advantages are not
 whitened.
@@ -132,14 +137,16 @@ def prepare(policy: Policy, batch: RolloutBatch, algo, fwd: Forward) -> Prepared
 
 
 def update(
-    policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed, scaler=None
+    policy, optimizer, batch, prep, algo, optim_cfg, fwd, *, step, seed, scaler=None, shard=None
 ) -> dict:
     """`algo.epochs` x `algo.minibatches` optimizer steps on `batch`; mean stats over them.
 
     `scaler` (a `torch.amp.GradScaler`, float16 compute): losses are scaled before backward and
     gradients unscaled before clipping; an overflow skips that step and lowers the scale
-    (`train/overflow_skips`), without counting as a non-finite step."""
-    B, sums, n_steps, skipped, overflows = len(batch), {}, 0, 0, 0
+    (`train/overflow_skips`), without counting as a non-finite step. `shard`: this rank's part of
+    a data-parallel update (module docstring)."""
+    B = len(batch) if shard is None else shard.total_rows
+    sums, n_steps, skipped, overflows = {}, 0, 0, 0
     params = policy.trainable()
     loss_cfg = LossSettings.from_algo(algo)
     g = torch.Generator().manual_seed(seed)
@@ -148,9 +155,12 @@ def update(
         perm = torch.randperm(B, generator=g).tolist() if off_policy(algo) else list(range(B))
         size = B // algo.minibatches
         for m in range(algo.minibatches):
-            stats = _minibatch(
-                policy, batch, prep, perm[m * size : (m + 1) * size], algo, fwd, loss_cfg, scaler
-            )
+            rows = perm[m * size : (m + 1) * size]
+            rows = rows if shard is None else shard.local_rows(rows)
+            stats = _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler, shard)
+            if shard is not None:
+                shard.reduce_grads(params)
+                stats = shard.reduce_stats(stats)
             if scaler is not None:
                 scaler.unscale_(optimizer)
             gn = clip_gradients(
@@ -183,10 +193,13 @@ def update(
     return out
 
 
-def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler=None) -> dict[str, float]:
-    """Backward over the micro-batches of `rows`; the loss norm is the whole mini-batch's."""
+def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler=None, shard=None) -> dict:
+    """Backward over the micro-batches of `rows`; the loss norm is the whole mini-batch's (over
+    every rank's rows of it, with a `shard`)."""
     agg = get_aggregation(algo.aggregation)
     norm = agg.normalizer(batch.mask[rows], max_len=fwd.max_new_tokens)
+    if shard is not None:
+        norm = shard.reduce_norm(norm)
     head, stats = policy.value_head, {}
     for micro in _micro(batch, rows, fwd):
         sub, T, out = _forward(policy.model, batch, micro, fwd, with_hidden=head is not None)

@@ -8,7 +8,10 @@
 3. Each step draws one uniform for every one of the B = P*n rows, finished or not, from one
    `torch.Generator` seeded with `seed`: a row's stream depends only on its index, so
    `share_prefix`/`compact` on or off give the same tokens (up to prefill rounding). Token draws
-   and the recorded log-probs (temperature-scaled FULL distribution) are draw.py's.
+   and the recorded log-probs (temperature-scaled FULL distribution) are draw.py's. A slice of a
+   larger batch (a data-parallel rank's prompts) passes `row_offset` and `total_rows`: each step
+   then draws the uniforms of all `total_rows` rows and uses rows [row_offset, row_offset + B), so
+   the slice samples what the whole batch would for those rows.
 4. A row stops on any of its EOS ids (`eos_id`: one id or several; by default every id in
    `tokenizer.eos_ids`, else `tokenizer.eos_id`), on a `stop_strings` entry found in its decoded
    completion however the tokenizer split it, or on an exact `stop_ids` sequence at the end of its
@@ -118,6 +121,8 @@ def generate(
     share_prefix: bool = True,
     use_cache: bool = True,
     compact: bool = True,
+    row_offset: int = 0,
+    total_rows: int | None = None,
 ) -> Rollouts:
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
@@ -139,13 +144,20 @@ def generate(
             model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
         )
         B = len(prompt_ids) * n
+        total = B if total_rows is None else total_rows
+        if row_offset < 0 or row_offset + B > total:
+            raise ValueError(
+                f"generate: rows [{row_offset}, {row_offset + B}) are not inside a batch of "
+                f"total_rows={total}"
+            )
         out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
         logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
         lengths = torch.zeros(B, dtype=torch.long, device=device)
         finish = torch.zeros(B, dtype=torch.long, device=device)  # 0 running, 1 eos, 2 stop
         for t in range(max_new_tokens):
             rows = runner.rows  # (b,) original row ids
-            u = torch.rand(B, 1, generator=gen, device=device)[rows]  # (b, 1) one per row
+            u = torch.rand(total, 1, generator=gen, device=device)  # (total, 1) one per row
+            u = u[row_offset : row_offset + B][rows]  # (b, 1) this slice's running rows
             tok, lp = sample_next(runner.logits, temperature, top_k, top_p, u)
             alive = finish[rows] == 0  # (b,) still running
             live, tok_live = rows[alive], tok[alive]
