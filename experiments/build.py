@@ -66,15 +66,30 @@ def run_directory(cfg: Config, arm: str, dist=None) -> Path:
     overrides (path values by their last component) with every character outside
     [A-Za-z0-9._=+-] replaced by `_`, then 8 hex digits
     hashing the whole override list (two arms that share a prefix still differ). The overrides
-    themselves are recorded in config.yaml (`log.overrides`)."""
+    themselves are recorded in config.yaml (`log.overrides`). A generated directory is created
+    here, atomically, with a `-N` suffix if another run took the name in the same second."""
     if dist is not None and dist.world > 1:
-        return Path(dist.broadcast(str(run_directory(cfg, arm))))
+        return Path(dist.broadcast(str(run_directory(cfg, arm)) if dist.is_main else ""))
     if cfg.train.resume:
         return Path(cfg.train.resume)
     if cfg.log.run_dir:
         return Path(cfg.log.run_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm_label(arm)}-seed{cfg.seed}"
+    return _claim(Path(cfg.log.out_dir) / cfg.name / f"{stamp}-{arm_label(arm)}-seed{cfg.seed}")
+
+
+def _claim(path: Path) -> Path:
+    """Create `path`, or `path-2`, `path-3`, ... when a run started in the same second already
+    holds it (parallel sweep jobs whose arms differ only in ignored keys): never two runs in one
+    directory."""
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: 999 runs already hold this name")
 
 
 def arm_label(arm: str, limit: int = 40) -> str:

@@ -100,7 +100,9 @@ def test_run_directory_names_are_short_path_safe_and_differ_per_arm(tmp_path):
     d = run_directory(cfg, arm)
     assert d.parent == tmp_path / "runs" / cfg.name  # no nesting from the "/" in the path
     assert len(d.name) <= 80 and "/" not in d.name
-    d.mkdir(parents=True)  # a real file system accepts it
+    assert d.is_dir()  # created: a real file system accepts the name
+    again = run_directory(cfg, arm)  # the same second: a suffix, never the same directory
+    assert again != d and again.is_dir()
     other = arm_label(arm_name(overrides[:-1]))
     assert other != arm_label(arm) and other[:40] == arm_label(arm)[:40]
     assert arm_label("") == "default"
