@@ -45,7 +45,7 @@ CASES = [
     ("1.5", "\\frac{3}{2}", T, "rational"),
     ("2", "\\frac{4}{2}", T, "rational"),
     ("\\frac{1}{2}", "\\frac{1}{2}+0", T, "rational"),
-    ("\\frac{3}{5}", "3:5", F, "rational"),
+    ("\\frac{3}{5}", "3:5", T, "rational"),  # a ratio a:b is the fraction a/b
     # decimals and the rounding policy
     ("\\frac{1}{3}", "0.3333", T, "decimal"),
     ("\\frac{1}{3}", "0.333", T, "decimal"),
@@ -93,7 +93,7 @@ CASES = [
     ("-2i", "\\sqrt{-4}", F, "symbolic"),
     ("\\frac{\\sqrt{3}}{2}", "0.866", T, "decimal"),
     ("\\frac{\\sqrt{3}}{2}", "0.87", F, "decimal"),
-    ("10\\%", "0.1", F, "percent"),
+    ("10\\%", "0.1", T, "percent"),  # p% is p or p/100
     ("5", "\\boxed{5}", T, "latex"),
     ("5", "\\left(5\\right)", T, "latex"),
     ("5", "5.", T, "latex"),

@@ -20,17 +20,17 @@ def test_the_demo_scorer_sums_math_and_a_tenth_of_format():
         "<think>2+3</think><answer>5</answer>",  # right, well formed
         "<answer>5</answer>",  # right, no reasoning
         "<think>2+3</think><answer>6</answer>",  # wrong, well formed
-        "5",  # right, bare
+        "5",  # right but bare: strict extraction reads only <answer> or \boxed{}
     ]
     v = build_scorer(arithmetic(), TINY)(texts, tasks)
-    assert v.total == pytest.approx([1.1, 1.0, 0.1, 1.0])
-    assert v.components == {"math": [1.0, 1.0, 0.0, 1.0], "format": [1.0, 0.0, 1.0, 0.0]}
-    assert v.correct == [True, True, False, True]
+    assert v.total == pytest.approx([1.1, 1.0, 0.1, 0.0])
+    assert v.components == {"math": [1.0, 1.0, 0.0, 0.0], "format": [1.0, 0.0, 1.0, 0.0]}
+    assert v.correct == [True, True, False, False]
     assert v.format_ok == [True, False, True, False]
     assert v.has_reasoning == [True, False, True, False]
     assert v.answers == ["5", "5", "6", "5"]
-    assert v.metrics["accuracy"] == 0.75 and v.metrics["rollout/think_rate"] == 0.5
-    assert v.metrics["reward/math/mean"] == 0.75 and "rollout/repetition" in v.metrics
+    assert v.metrics["accuracy"] == 0.5 and v.metrics["rollout/think_rate"] == 0.5
+    assert v.metrics["reward/math/mean"] == 0.5 and "rollout/repetition" in v.metrics
 
 
 def test_overrides_replace_weights_and_unused_zero_terms_are_dropped():

@@ -22,6 +22,7 @@ from rewards.math.exact import guard
 from rewards.math.normalize import extract_answer, normalize
 from rewards.math.numeric import clearly_different
 from rewards.math.parse import parse_answer
+from rewards.math.reward import POOL_WORKERS
 
 
 def _integer(rng):
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=4000)
     args = parser.parse_args(argv)
     pairs = make_mix(args.n)
-    print(f"cpus={os.cpu_count()} workers={checker.POOL_WORKERS} load={os.getloadavg()[0]:.1f}")
+    print(f"cpus={os.cpu_count()} workers={POOL_WORKERS} load={os.getloadavg()[0]:.1f}")
     start = time.perf_counter()
     checker.start_pool()
     checker.check_many([("\\sqrt{2}", "\\sqrt{2}+0x")])

@@ -1,6 +1,8 @@
-"""The math verifier: extraction and normalisation, an own tokenizer and parser, exact rational
-comparison, bounded symbolic comparison in killable worker processes (see reward.py)."""
+"""The math verifier: answer extraction in two modes (extract.py: strict, lenient), normalisation,
+an own tokenizer and parser, exact rational comparison, bounded symbolic comparison in killable
+worker processes (see reward.py)."""
 
+from rewards.math.extract import MODES, explain_answer, graded_answer
 from rewards.math.normalize import extract_answer, normalize
 from rewards.math.reward import (
     Verdict,
@@ -14,12 +16,15 @@ from rewards.math.reward import (
 )
 
 __all__ = [
+    "MODES",
     "Verdict",
     "canonical_answer",
     "check_many",
     "check_many_verdicts",
     "close_pool",
+    "explain_answer",
     "extract_answer",
+    "graded_answer",
     "is_equivalent",
     "math_reward",
     "normalize",

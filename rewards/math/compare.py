@@ -1,7 +1,9 @@
 """Type-directed comparison of two answer trees, generic over how two scalars are compared.
 
 `trees_equivalent(gold, pred, scalars)` walks the structure of both answers (its docstring
-lists the type rules) and compares scalar leaves of matching shape with a back end.
+lists the type rules, in the order they apply) and compares scalar leaves of matching shape with
+a back end. Labels and chains are read by `rewards.math.labels`, sets of reals by
+`rewards.math.sets`, units, percentages and degrees by `rewards.math.units`.
 
 Two scalar back ends exist: `EXACT` (this module: `Fraction`s, plus a float spot check from
 `rewards.math.numeric` that may answer "different" in-process; otherwise it raises
@@ -9,7 +11,8 @@ Two scalar back ends exist: `EXACT` (this module: `Fraction`s, plus a float spot
 policy of `decimal_matches`.
 Source: the type rules and the rounding policy are this project's; no third-party grader was
 copied.
-It deliberately does not compare across types (a set never equals a tuple).
+It deliberately does not compare across types (a finite set never equals a tuple, a value never
+equals an interval that contains it).
 """
 
 from __future__ import annotations
@@ -19,15 +22,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rewards.math.exact import NotExact, exact_value
+from rewards.math.exact import NeedsSymbolic, NotExact, exact_value
+from rewards.math.labels import equations_equal, reading
 from rewards.math.numeric import clearly_different
+from rewards.math.sets import is_proper, set_reading, sets_equal
+from rewards.math.trees import SCALAR_KINDS
+from rewards.math.units import MARKS, marked_equal
+
+__all__ = [
+    "EXACT",
+    "MIN_SIGNIFICANT",
+    "NeedsSymbolic",
+    "ScalarBackend",
+    "decimal_matches",
+    "decimal_text",
+    "trees_equivalent",
+]
 
 MIN_SIGNIFICANT = 3
 _COLLECTIONS = ("list", "set", "pm")
-
-
-class NeedsSymbolic(Exception):
-    """The exact back end cannot decide this pair; hand it to sympy."""
+_EQUATIONS = ("eq", "chain")
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,8 @@ def decimal_matches(text: str, value) -> bool:
     """
     if isinstance(value, float):
         return False
+    if Fraction(text) == value:
+        return True
     digits = text.lstrip("-").replace(".", "").lstrip("0")
     if len(digits) < MIN_SIGNIFICANT:
         return False
@@ -109,17 +125,20 @@ def _seq_equal(xs, ys, backend) -> bool:
     return len(xs) == len(ys) and all(trees_equivalent(x, y, backend) for x, y in zip(xs, ys))
 
 
-def _as_interval(node):
-    if node[0] == "tuple" and len(node[1]) == 2:
-        return ("interval", False, node[1][0], node[1][1], False)
-    return node
+def _labelled_values(node):
+    """Values of a list of labelled values (`x = 1, y = 2`), in order; None otherwise."""
+    if node[0] != "list" or not all(i[0] in _EQUATIONS for i in node[1]):
+        return None
+    readings = [reading(i) for i in node[1]]
+    return None if None in readings else tuple(r[1] for r in readings)
 
 
-def _intervals(a, b, backend) -> bool:
-    a, b = _as_interval(a), _as_interval(b)
-    if a[0] != "interval" or b[0] != "interval":
-        return False
-    return a[1] == b[1] and a[4] == b[4] and _seq_equal(a[2:4], b[2:4], backend)
+def _collections(gold, pred, backend) -> bool:
+    for tup, other in ((gold, pred), (pred, gold)):
+        values = _labelled_values(other) if tup[0] == "tuple" else None
+        if values is not None:
+            return _seq_equal(tup[1], values, backend)
+    return _as_sets_equal(_items(gold), _items(pred), backend)
 
 
 def _flat_vector(node):
@@ -141,66 +160,70 @@ def _matrices(a, b, backend) -> bool:
     return va is not None and vb is not None and _seq_equal(va, vb, backend)
 
 
-def _equation_vs_value(eq, value, backend) -> bool:
-    lhs, rhs = eq[1], eq[2]
-    return lhs[0] == "sym" and trees_equivalent(rhs, value, backend)
-
-
 def _relations(a, b, backend) -> bool:
-    return a[1] == b[1] and _seq_equal(a[2], b[2], backend)
+    return a[0] == b[0] == "rel" and a[1] == b[1] and _seq_equal(a[2], b[2], backend)
 
 
-_SCALAR_KINDS = (
-    "int",
-    "dec",
-    "sym",
-    "const",
-    "add",
-    "neg",
-    "mul",
-    "div",
-    "pow",
-    "fact",
-    "root",
-    "func",
-)
+def _ratios(gold, pred, backend) -> bool:
+    """`a:b` is the fraction a/b; longer ratios are equal when proportional (`2:4:6 = 1:2:3`)."""
+    same = lambda x, y: trees_equivalent(x, y, backend)
+    if gold[0] == pred[0] == "ratio":
+        a, b = gold[1], pred[1]
+        if len(a) != len(b):
+            return False
+        if len(a) == 2:
+            return same(("div", a[0], a[1]), ("div", b[0], b[1]))
+        return all(same(("mul", (a[i], b[0])), ("mul", (b[i], a[0]))) for i in range(1, len(a)))
+    ratio, other = (gold, pred) if gold[0] == "ratio" else (pred, gold)
+    if len(ratio[1]) != 2 or other[0] not in SCALAR_KINDS:
+        return False
+    return same(("div", ratio[1][0], ratio[1][1]), other)
+
+
 _PAIRS: dict[tuple[str, str], Callable] = {
     ("tuple", "tuple"): lambda a, b, be: _seq_equal(a[1], b[1], be),
-    ("interval", "interval"): _intervals,
-    ("interval", "tuple"): _intervals,
-    ("tuple", "interval"): _intervals,
-    ("union", "union"): lambda a, b, be: _as_sets_equal(a[1], b[1], be),
     ("matrix", "matrix"): _matrices,
     ("matrix", "tuple"): _matrices,
     ("tuple", "matrix"): _matrices,
-    ("eq", "eq"): lambda a, b, be: be.equation(a, b),
-    ("rel", "rel"): _relations,
 }
 
 
 def trees_equivalent(gold, pred, backend: ScalarBackend) -> bool:
     """Structural equivalence of two answer trees; may raise NeedsSymbolic.
 
-    `backend.scalar(a, b)` / `backend.equation(a, b)` are called only on leaves of matching shape:
+    `backend.scalar(a, b)` / `backend.equation(a, b)` are called only on leaves of matching
+    shape. In order:
 
+    - labelled values, chains and equations (`rewards.math.labels`): `x = 5` is 5 against a
+      value, two equations are compared as equations;
+    - sets of reals (`rewards.math.sets`) when either side is an interval, union, relation or
+      set-builder: `-1 < x < 1` = `(-1, 1)`; a 2-tuple `(a, b)` reads as an open interval here;
+      two relations that are not sets of one variable need equal operators and operands;
     - multiple answers (`1, 2`, `x = 1 or x = 2`, `\\{1, 2\\}`, `3 \\pm \\sqrt2`) compare as
       sets: every predicted item must equal some gold item and every gold item some predicted
-      item (duplicates collapse); one extra or missing item fails, never "any candidate".
-    - tuples are ordered and length-checked; a 2-tuple `(a, b)` also reads as an open interval;
-    - intervals compare ends and open/closed flags; unions of intervals compare as sets of parts;
-    - matrices compare shape and entries (a 1×n or n×1 matrix also equals an n-tuple);
-    - an equation `y = f` against a bare value compares `f` with it when `y` is a single symbol;
-      equation against equation is delegated to `backend.equation`;
-    - chained relations (`1 < x \\le 2`) need equal operators and pairwise-equal operands.
+      item (duplicates collapse); one extra or missing item fails, never "any candidate"; a
+      list of labelled values `x = 1, y = 2` against a tuple compares in order;
+    - units, percentages, degrees (`rewards.math.units`);
+    - ratios: `a:b` is a/b, longer ratios are equal when proportional;
+    - scalars go to `backend.scalar`;
+    - tuples are ordered and length-checked; matrices compare shape and entries (a 1×n or n×1
+      matrix also equals an n-tuple); anything else of different types is unequal.
     """
     gk, pk = gold[0], pred[0]
+    same = lambda a, b: trees_equivalent(a, b, backend)
+    if gk in _EQUATIONS or pk in _EQUATIONS:
+        return equations_equal(gold, pred, same, backend.equation)
+    if is_proper(gold) or is_proper(pred):
+        if gk == pk == "rel" and (set_reading(gold) is None or set_reading(pred) is None):
+            return _relations(gold, pred, backend)
+        return sets_equal(gold, pred, same)
     if gk in _COLLECTIONS or pk in _COLLECTIONS:
-        return _as_sets_equal(_items(gold), _items(pred), backend)
-    if gk in _SCALAR_KINDS and pk in _SCALAR_KINDS:
+        return _collections(gold, pred, backend)
+    if gk in MARKS or pk in MARKS:
+        return marked_equal(gold, pred, same)
+    if "ratio" in (gk, pk):
+        return _ratios(gold, pred, backend)
+    if gk in SCALAR_KINDS and pk in SCALAR_KINDS:
         return backend.scalar(gold, pred)
-    if gk == "eq" and pk in _SCALAR_KINDS:
-        return _equation_vs_value(gold, pred, backend)
-    if pk == "eq" and gk in _SCALAR_KINDS:
-        return _equation_vs_value(pred, gold, backend)
     handler = _PAIRS.get((gk, pk))
     return handler(gold, pred, backend) if handler else False

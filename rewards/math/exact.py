@@ -2,7 +2,8 @@
 
 `exact_value(node)` evaluates a scalar answer tree (see `rewards.math.parse`) to a `Fraction`, or to
 `±math.inf` for infinities, without sympy. It is the checker's fast path: integers, fractions,
-decimals, mixed numbers, percentages, integer powers, perfect roots (`\\sqrt{16}`), factorials and
+decimals, mixed numbers, percentages (`a\\%` inside arithmetic is a/100), degrees (the number
+itself outside trigonometric functions), integer powers, perfect roots (`\\sqrt{16}`), factorials and
 binomials are decided in-process in microseconds. Anything symbolic or irrational (`x`, `\\pi`,
 `\\sqrt{2}`) raises `NotExact` and goes to sympy in a worker process.
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from rewards.math.parse import TooBig
+from rewards.math.tokens import TooBig
+from rewards.math.trees import children
+
+__all__ = ["NeedsSymbolic", "NotExact", "children", "exact_value", "first_true", "guard"]
 
 MAX_EXPONENT = 10_000
 MAX_SYMBOLIC_EXPONENT = 100
@@ -33,6 +37,25 @@ MAX_ROOT_INDEX = 64
 
 class NotExact(ValueError):
     """The tree has no exact rational value (symbols, irrationals, undefined or unsupported)."""
+
+
+class NeedsSymbolic(Exception):
+    """The exact back end cannot decide a pair; it has to go to sympy in a worker."""
+
+
+def first_true(options) -> bool:
+    """True if any of the zero-argument checks is True. A check that raises NeedsSymbolic does
+    not stop the others; if none is True and one raised, NeedsSymbolic is raised at the end."""
+    undecided = False
+    for option in options:
+        try:
+            if option():
+                return True
+        except NeedsSymbolic:
+            undecided = True
+    if undecided:
+        raise NeedsSymbolic
+    return False
 
 
 def _bits(v: Fraction) -> int:
@@ -162,6 +185,8 @@ _INNER = {
     "pow": lambda node: _power(exact_value(node[1]), exact_value(node[2])),
     "root": lambda node: _root(exact_value(node[1]), exact_value(node[2])),
     "fact": lambda node: _factorial(exact_value(node[1])),
+    "pct": lambda node: _div(exact_value(node[1]), Fraction(100)),
+    "deg": lambda node: exact_value(node[1]),
     "func": lambda node: _func(node[1], [exact_value(a) for a in node[2]]),
 }
 
@@ -180,19 +205,6 @@ def _power_depth(node) -> int:
     """How many `pow` nodes are stacked in the deepest chain of `node`."""
     own = 1 if node[0] == "pow" else 0
     return own + max((_power_depth(c) for c in children(node)), default=0)
-
-
-def children(node):
-    """The sub-trees of a node (operands, items, matrix entries), in order."""
-    for part in node[1:]:
-        if isinstance(part, tuple) and part and isinstance(part[0], str):
-            yield part
-        elif isinstance(part, tuple):
-            for sub in part:
-                if isinstance(sub, tuple) and sub and isinstance(sub[0], str):
-                    yield sub
-                elif isinstance(sub, tuple):  # matrix rows
-                    yield from (c for c in sub if isinstance(c, tuple))
 
 
 def _guard_value(node) -> None:

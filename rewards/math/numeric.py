@@ -19,7 +19,7 @@ from __future__ import annotations
 import cmath
 import math
 
-from rewards.math.exact import children
+from rewards.math.trees import symbols
 
 TOLERANCE = 1e-6
 POINTS_TRIED = 3
@@ -121,17 +121,13 @@ _RULES = {
     "root": _Evaluator.root,
     "func": _Evaluator.function,
     "fact": _Evaluator.factorial,
+    "pct": lambda ev, n: ev(n[1]) / 100,
+    "deg": lambda ev, n: ev(n[1]),
 }
 
 
 def _is_constant(node) -> bool:
-    return not _symbols(node)
-
-
-def _symbols(node) -> set[str]:
-    if node[0] == "sym":
-        return {node[1]}
-    return set().union(*(_symbols(c) for c in children(node)))
+    return not symbols(node)
 
 
 def _points(names: set[str]) -> list[dict[str, float]]:
@@ -144,7 +140,7 @@ def _points(names: set[str]) -> list[dict[str, float]]:
 
 def clearly_different(a, b) -> bool:
     """True only if the two scalar trees certainly differ numerically (module docstring)."""
-    names = _symbols(a) | _symbols(b)
+    names = symbols(a) | symbols(b)
     for point in _points(names)[: POINTS_TRIED if names else 1]:
         ea, eb = _Evaluator(point), _Evaluator(point)
         try:

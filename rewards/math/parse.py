@@ -6,40 +6,35 @@ tuples (the "answer tree"), never touching sympy, `eval` or `sympify`:
     ("int", 3)  ("dec", "0.25")  ("sym", "x_1")  ("const", "pi"|"E"|"oo"|"I")
     ("add", (a, b, …))  ("neg", a)  ("mul", (a, b, …))  ("div", a, b)  ("pow", a, b)
     ("fact", a)  ("root", a, n)  ("func", name, (args…))  ("pm", a, b)          scalars
+    ("pct", a) `a\\%`   ("deg", a) `a°`                          marked scalars
     ("tuple", items)  ("set", items)  ("interval", lo_closed, a, b, hi_closed)
-    ("matrix", rows)  ("union", parts)  ("eq", lhs, rhs)  ("rel", ops, operands)  ("list", items)
+    ("matrix", rows)  ("union", parts)  ("builder", var, condition)  `\\{x \\mid x>0\\}`
+    ("eq", lhs, rhs)  ("chain", operands) `a = b = c`  ("rel", ops, operands)
+    ("ratio", items) `a:b`  ("unit", a, "cm^2")  ("label", "Area")  ("list", items)
+    ("and", relations) `x > 1 \\land x < 5`  ("minus", a, b) `\\reals \\setminus \\{0\\}`
 
 Size limits (`ParseLimits`, from `rewards.math.tokens`) are checked while tokenising and parsing:
 characters, tokens, nesting depth and digits per literal. Numeric-size guards that need values
 (huge powers, factorials) live in `rewards.math.exact.guard`. Any violation raises `TooBig`;
-malformed input raises `ParseError` with the offending position. The grammar is on
-`parse_answer`. It does not simplify or evaluate anything.
+malformed input raises `ParseError` with the offending position; `rewards.math.trees.validate`
+rejects structures used as numbers. The grammar is on `parse_answer`. It does not simplify or
+evaluate anything.
 Source: written here from scratch (plain recursive descent); it exists because sympy documents
 that `parse_expr`/`sympify` on strings use `eval`, so they must never see model text.
 """
 
 from __future__ import annotations
 
+from rewards.math.atoms import Atoms
+from rewards.math.grammar import Structures
 from rewards.math.tokens import FUNCS, ParseError, ParseLimits, TooBig, tokenize
+from rewards.math.trees import has_kind, validate
 
 __all__ = ["FUNCS", "ParseError", "ParseLimits", "TooBig", "parse_answer", "tokenize"]
 
-_GREEK = (
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "theta",
-    "lambda",
-    "mu",
-    "phi",
-    "sigma",
-    "omega",
-    "tau",
-)
-_CONSTS = {"pi": "pi", "infty": "oo", "inf": "oo", "oo": "oo", "e": "E", "i": "I"}
 _RELOPS = {
     "=": "=",
+    "\\approx": "=",
     "<": "<",
     ">": ">",
     "\\le": "<=",
@@ -51,11 +46,14 @@ _RELOPS = {
     "\\ne": "!=",
     "!=": "!=",
 }
-_MUL_OPS = ("*", "\\cdot", "\\times")
-_DIV_OPS = ("/", "\\div")
+_MUL_OPS = frozenset({"*", "\\cdot", "\\times"})
+_DIV_OPS = frozenset({"/", "\\div"})
+_PLUS_MINUS = frozenset({"\\pm", "\\mp"})
+_POSTFIX = {"!": "fact", "\\%": "pct", "\\degree": "deg"}
+_LETTERS = ("sym", "const")  # a number after a factor without these is not a product
 
 
-class _Parser:
+class _Parser(Atoms, Structures):
     def __init__(self, tokens: list[tuple[str, str]], limits: ParseLimits):
         self.toks, self.pos, self.depth, self.limits = tokens, 0, 0, limits
 
@@ -68,8 +66,16 @@ class _Parser:
         self.pos += 1
         return tok
 
+    def op(self) -> str:
+        """The text of the next token when it is an operator or a command, else ""."""
+        if self.pos < len(self.toks):
+            kind, value = self.toks[self.pos]
+            if kind == "op" or kind == "cmd":
+                return value
+        return ""
+
     def accept(self, value: str) -> bool:
-        if self.peek()[1] == value and self.peek()[0] in ("op", "cmd"):
+        if self.op() == value:
             self.pos += 1
             return True
         return False
@@ -84,47 +90,96 @@ class _Parser:
         if self.depth > self.limits.max_depth:
             raise TooBig(f"nesting deeper than {self.limits.max_depth}")
 
+    def at_relop(self) -> bool:
+        return self.is_relop(self.peek())
+
+    @staticmethod
+    def is_relop(token: tuple[str, str]) -> bool:
+        return token[1] in _RELOPS and token[0] in ("op", "cmd")
+
     # -- grammar -------------------------------------------------------------------------------
     def answer(self):
-        items = [self.relation()]
-        while self.accept(","):
-            items.append(self.relation())
+        items, joins = [self.item()], []
+        while self.peek()[1] in (",", "\\land") and self.peek()[0] in ("op", "cmd"):
+            joins.append(self.take()[1])
+            items.append(self.item())
         if self.pos != len(self.toks):
             raise ParseError(f"unexpected {self.peek()[1]!r} at token {self.pos}")
-        return items[0] if len(items) == 1 else ("list", tuple(items))
+        if len(items) == 1:
+            return items[0]
+        conjunction = set(joins) == {"\\land"} and all(i[0] == "rel" for i in items)
+        return ("and" if conjunction else "list", tuple(items))
 
-    def relation(self):
-        operands, ops = [self.union()], []
-        while self.peek()[1] in _RELOPS and self.peek()[0] in ("op", "cmd"):
+    def item(self):
+        """A relation, or a word label in front of `=` (`\\angle ABC = 30`)."""
+        start, depth = self.pos, self.depth
+        try:
+            return self.relation()
+        except ParseError:
+            self.pos, self.depth = start, depth
+            if not self.word_label():
+                raise
+            return self.labelled()
+
+    def relation(self, first=None):
+        """`first`, when given, is an already parsed first operand (a word label)."""
+        operands, ops = [self.ratio() if first is None else first], []
+        while self.at_relop():
             ops.append(_RELOPS[self.take()[1]])
-            operands.append(self.union())
+            operands.append(self.ratio())
         if not ops:
             return operands[0]
-        if ops == ["="]:
-            return ("eq", operands[0], operands[1])
+        if set(ops) == {"="}:
+            return ("eq", *operands) if len(ops) == 1 else ("chain", tuple(operands))
         if all(op in (">", ">=") for op in ops):  # a > b ≡ b < a: one direction only
             ops = [{">": "<", ">=": "<="}[op] for op in reversed(ops)]
             operands.reverse()
         return ("rel", tuple(ops), tuple(operands))
 
+    def ratio(self):
+        parts = [self.union()]
+        while self.accept(":"):
+            parts.append(self.union())
+        return parts[0] if len(parts) == 1 else ("ratio", tuple(parts))
+
     def union(self):
-        parts = [self.expr()]
-        while self.accept("\\cup"):
-            parts.append(self.expr())
-        return parts[0] if len(parts) == 1 else ("union", tuple(parts))
+        parts = [self.annotated()]
+        while True:
+            op = self.op()
+            if op == "\\cup":
+                self.pos += 1
+                parts.append(self.annotated())
+            elif op in ("\\setminus", "\\backslash"):
+                self.pos += 1
+                left = parts[0] if len(parts) == 1 else ("union", tuple(parts))
+                parts = [("minus", left, self.annotated())]
+            else:
+                return parts[0] if len(parts) == 1 else ("union", tuple(parts))
+
+    def annotated(self):
+        """An expression with an optional unit after it (`5\\unit{cm}`)."""
+        node = self.expr()
+        if self.peek()[0] == "unit":
+            node = ("unit", node, self.take()[1])
+        return node
 
     def expr(self):
         self.enter()
-        if self.accept("\\pm"):  # a leading ± is 0 ± term
+        if self.op() in _PLUS_MINUS:  # a leading ± is 0 ± term
+            self.pos += 1
             terms = [("pm", ("int", 0), self.term())]
         else:
             terms = [self.term()]
         while True:
-            if self.accept("+"):
+            op = self.op()
+            if op == "+":
+                self.pos += 1
                 terms.append(self.term())
-            elif self.accept("-"):
+            elif op == "-":
+                self.pos += 1
                 terms.append(("neg", self.term()))
-            elif self.accept("\\pm"):
+            elif op in _PLUS_MINUS:
+                self.pos += 1
                 left = terms[0] if len(terms) == 1 else ("add", tuple(terms))
                 terms = [("pm", left, self.term())]
             else:
@@ -133,30 +188,39 @@ class _Parser:
         return terms[0] if len(terms) == 1 else ("add", tuple(terms))
 
     def term(self):
-        factors = [self.unary()]
+        factors, explicit = [self.unary()], False
         while True:
-            if any(self.accept(op) for op in _MUL_OPS):
+            op = self.op()
+            if op in _MUL_OPS:
+                self.pos += 1
                 factors.append(self.unary())
-            elif any(self.accept(op) for op in _DIV_OPS):
+                explicit = True
+            elif op in _DIV_OPS:
+                self.pos += 1
                 left = factors[0] if len(factors) == 1 else ("mul", tuple(factors))
-                factors = [("div", left, self.unary())]
+                factors, explicit = [("div", left, self.unary())], True
             elif self.starts_atom():
+                if self.peek()[0] == "num" and not has_kind(factors[-1], _LETTERS):
+                    raise ParseError(f"two numbers side by side at token {self.pos}")
                 factors.append(self.power())
             else:
-                return factors[0] if len(factors) == 1 else ("mul", tuple(factors))
+                mixed = None if explicit else _mixed_number(factors)
+                return mixed or (factors[0] if len(factors) == 1 else ("mul", tuple(factors)))
 
     def starts_atom(self) -> bool:
         kind, value = self.peek()
-        if kind in ("num", "word", "begin"):
+        if kind in ("num", "word", "begin", "text"):
             return True
         return (kind == "op" and value in "({") or (kind == "cmd" and value not in _NOT_ATOM)
 
     def unary(self):
         if self.accept("-"):
             self.enter()
-            node = ("neg", self.unary())
+            node = self.unary()
             self.depth -= 1
-            return node
+            if node[0] in ("pct", "deg"):  # -5% is (-5)%, so the mark stays outermost
+                return (node[0], ("neg", node[1]))
+            return ("neg", node)
         if self.accept("+"):
             return self.unary()
         return self.power()
@@ -171,8 +235,8 @@ class _Parser:
         return base
 
     def postfix(self, node):
-        while self.accept("!"):
-            node = ("fact", node)
+        while self.op() in _POSTFIX:
+            node = (_POSTFIX[self.take()[1]], node)
         return node
 
     def group(self):
@@ -181,20 +245,6 @@ class _Parser:
         node = self.expr()
         self.expect("}")
         return node
-
-    def arg(self):
-        """A LaTeX argument: `{…}` or one token (`\\frac12`, `\\sqrt2`)."""
-        if self.peek() == ("op", "{"):
-            return self.group()
-        kind, value = self.take()
-        if kind == "num" and value.isdigit() and len(value) > 1:
-            self.toks.insert(self.pos, ("num", value[1:]))  # `\\frac12` is 1/2
-            return ("int", int(value[0]))
-        if kind == "num":
-            return self.number(value)
-        if kind == "word":
-            return self.name(value)
-        raise ParseError(f"expected an argument at token {self.pos - 1}, got {value!r}")
 
     def atom(self):
         kind, value = self.take()
@@ -205,182 +255,81 @@ class _Parser:
             if kind == "word":
                 return self.function(value) if value in FUNCS else self.name(value)
             if kind == "begin":
-                return self.matrix(value)
+                return self.environment(value)
+            if kind == "text":
+                raise ParseError(f"word {value!r} is not math")
             handler = _ATOMS.get(value) if kind in ("op", "cmd") else None
             if handler is None and kind == "cmd" and value not in _NOT_ATOM:
-                handler = _Parser.command
+                handler = Atoms.command
             if handler is None:
                 raise ParseError(f"unexpected {value or kind!r} at token {self.pos - 1}")
             return handler(self, value)
         finally:
             self.depth -= 1
 
-    def number(self, text: str):
-        digits = sum(ch.isdigit() for ch in text.split("e")[0].split("E")[0])
-        if digits > self.limits.max_digits:
-            raise TooBig(f"number with {digits} digits (limit {self.limits.max_digits})")
-        if text.isdigit():
-            return ("int", int(text))
-        mantissa, _, exp = text.lower().partition("e")
-        if exp and abs(int(exp)) > 400:
-            raise TooBig(f"number exponent {exp} out of range")
-        return ("dec", text)
 
-    def name(self, letter: str):
-        if self.accept("_"):
-            sub = self.take()
-            if sub == ("op", "{"):
-                parts = []
-                while self.peek()[1] != "}" and self.pos < len(self.toks):
-                    parts.append(self.take()[1])
-                self.expect("}")
-                sub = ("op", "".join(parts))
-            return ("sym", f"{letter}_{sub[1]}")
-        if letter in _CONSTS:
-            return ("const", _CONSTS[letter])
-        return ("sym", letter)
-
-    def function(self, name: str):
-        base = None
-        if name == "log" and self.accept("_"):
-            base = self.arg()
-        power = self.arg() if self.accept("^") else None
-        if self.peek() == ("op", "("):
-            self.take()
-            arg = self.expr()
-            self.expect(")")
-        elif self.peek() == ("op", "{"):
-            arg = self.group()
-        else:
-            arg = self.power()
-        node = ("func", name, (arg,) if base is None else (arg, base))
-        if name == "sqrt":
-            node = ("root", arg, ("int", 2))
-        return node if power is None else ("pow", node, power)
-
-    def items(self) -> list:
-        """`expr (, expr)*` inside brackets."""
-        items = [self.expr()]
-        while self.accept(","):
-            items.append(self.expr())
-        return items
-
-    def brackets(self, opener: str):
-        items = self.items()
-        closer = self.take()[1]
-        if closer not in (")", "]"):
-            raise ParseError(f"unclosed {opener!r} before token {self.pos - 1}")
-        if len(items) == 1 and opener + closer in ("()", "[]"):
-            return items[0]
-        if len(items) == 2 and opener + closer != "()":
-            return ("interval", opener == "[", items[0], items[1], closer == "]")
-        if opener + closer in ("()", "[]"):
-            return ("tuple", tuple(items))
-        raise ParseError(f"bracket {opener}…{closer} with {len(items)} items is not an interval")
-
-    def set_(self, _):
-        if self.accept("\\}"):
-            return ("set", ())
-        items = self.items()
-        self.expect("\\}")
-        return ("set", tuple(items))
-
-    def matrix(self, env: str):
-        if env not in ("pmatrix", "bmatrix", "matrix"):
-            raise ParseError(f"unsupported environment {env!r}")
-        rows, row = [], [self.expr()]
-        while True:
-            if self.accept("&"):
-                row.append(self.expr())
-            elif self.accept("\\\\"):
-                rows.append(tuple(row))
-                row = [self.expr()]
-            elif self.take() == ("end", env):
-                rows.append(tuple(row))
-                break
-            else:
-                raise ParseError(f"unterminated {env} at token {self.pos - 1}")
-        if len({len(r) for r in rows}) != 1:
-            raise ParseError("matrix rows have different lengths")
-        return ("matrix", tuple(rows))
-
-    def frac(self, _):
-        return ("div", self.arg(), self.arg())
-
-    def binom(self, _):
-        return ("func", "binom", (self.arg(), self.arg()))
-
-    def sqrt(self, _):
-        index = ("int", 2)
-        if self.accept("["):
-            index = self.expr()
-            self.expect("]")
-        return ("root", self.arg(), index)
-
-    def abs_(self, closer: str):
-        node = self.expr()
-        self.expect(closer)
-        return ("func", "abs", (node,))
-
-    def paren_or_group(self, value: str):
-        if value != "{":
-            return self.brackets(value)
-        node = self.expr()
-        self.expect("}")
-        return node
-
-    def langle(self, _):
-        items = self.items()
-        self.expect("\\rangle")
-        return ("tuple", tuple(items))
-
-    def command(self, value: str):
-        name = value[1:]
-        if name in FUNCS:
-            return self.function(name)
-        if name in _CONSTS:
-            return ("const", _CONSTS[name])
-        if name in _GREEK:
-            return ("sym", name)
-        if name in ("emptyset", "varnothing"):
-            return ("set", ())
-        raise ParseError(f"unsupported command {value!r} at token {self.pos - 1}")
+def _mixed_number(factors):
+    """`2\\frac{1}{3}` (an integer, then a proper fraction of integers) is 7/3, not 2/3."""
+    if len(factors) != 2:
+        return None
+    whole, frac = factors
+    sign = 1
+    if whole[0] == "neg":
+        sign, whole = -1, whole[1]
+    if whole[0] != "int" or frac[0] != "div" or frac[1][0] != "int" or frac[2][0] != "int":
+        return None
+    num, den = frac[1][1], frac[2][1]
+    if not 0 < num < den:
+        return None
+    value = ("div", ("int", whole[1] * den + num), ("int", den))
+    return value if sign > 0 else ("neg", value)
 
 
 _NOT_ATOM = (
     set(_RELOPS)
     | set(_MUL_OPS)
     | set(_DIV_OPS)
-    | {"\\pm", "\\cup", "\\}", "\\\\", "\\rangle", "\\|", "\\mp"}
+    | {"\\pm", "\\mp", "\\cup", "\\}", "\\\\", "\\rangle", "\\|", "\\%", "\\degree", "\\in"}
+    | {"\\mid", "\\land", "\\setminus", "\\backslash"}
 )
 _ATOMS = {
-    "(": _Parser.paren_or_group,
-    "[": _Parser.paren_or_group,
-    "{": _Parser.paren_or_group,
-    "\\{": _Parser.set_,
-    "\\frac": _Parser.frac,
-    "\\binom": _Parser.binom,
-    "\\tbinom": _Parser.binom,
-    "\\dbinom": _Parser.binom,
-    "\\sqrt": _Parser.sqrt,
+    "(": Structures.paren_or_group,
+    "[": Structures.paren_or_group,
+    "{": Structures.paren_or_group,
+    "\\{": Structures.set_,
+    "\\frac": Atoms.frac,
+    "\\binom": Atoms.binom,
+    "\\tbinom": Atoms.binom,
+    "\\dbinom": Atoms.binom,
+    "\\sqrt": Atoms.sqrt,
     "|": lambda p, v: p.abs_("|"),
-    "\\langle": _Parser.langle,
+    "\\langle": Structures.langle,
 }
 
 
 def parse_answer(text: str, limits: ParseLimits = ParseLimits()):
     """Answer tree of a normalised answer string; ParseError/TooBig if not.
 
-    Grammar (precedence low → high): list `,` > relation (`=`, `<`, `\\le` …) > `\\cup` >
-    `+ - \\pm` > `* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary
-    minus > `^` (right-associative) > postfix `!` > atoms (`\\frac`, `\\sqrt[n]{}`, `\\binom`,
-    functions, `|x|`, brackets, `\\{…\\}`, `\\begin{pmatrix}…\\end{pmatrix}`). `(a, b)` is a tuple
-    that compare treats as an open interval when the other side is an interval; `[a, b]`, `(a, b]`,
+    Grammar (precedence low → high): list `,` (`\\land` joining relations makes their
+    intersection, `and`) > relation (`=`, `\\approx`, `<`, `\\le` …; one `=`
+    makes `eq`, several make a `chain`) > ratio `:` > `\\cup`, `\\setminus` > unit > `+ - \\pm` >
+    `* / \\cdot \\times \\div` and implicit products (`2x`, `2\\pi`, `3(x+1)`) > unary minus >
+    `^` (right-associative) > postfix `!`, `\\%`, `\\degree` > atoms (`\\frac`, `\\sqrt[n]{}`,
+    `\\binom`, functions, `|x|`, brackets, `\\{…\\}`, `{a, b}`, set-builder `\\{x \\mid …\\}`,
+    matrices, `vmatrix`/`\\det` as determinants, `\\reals`). A number directly after a factor
+    made of numbers only (`2 3`, `\\frac{12}{2} 7`, `\\sqrt2 3`) is an error, never a product
+    (`x 2`, `\\pi 2` stay products); an integer followed
+    by a proper fraction (`2\\frac{1}{3}`) is a mixed number. `(a, b)` is a tuple that compare
+    treats as an open interval when the other side is a set of reals; `[a, b]`, `(a, b]`,
     `[a, b)` are intervals. Letters are one-letter symbols (`xy` = x·y; three or more in a row
-    are a word, not math) except known function names; `e` is Euler's number and `i` the imaginary
-    unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`).
+    are a word, not math) except known function names; primes are part of a name (`y'`); `e` is Euler's number and `i` the
+    imaginary unit. Subscripts are harmless name parts only (`x_1`, `\\log_2`). A word label
+    is allowed only in front of `=` (`\\text{Area} = 5`, `\\angle ABC = 30`). A degree mark
+    inside `\\sin`/`\\cos`/… converts to radians.
     """
     tokens = tokenize(text, limits)
     if not tokens:
         raise ParseError("empty answer")
-    return _Parser(tokens, limits).answer()
+    tree = _Parser(tokens, limits).answer()
+    validate(tree)
+    return tree

@@ -3,8 +3,9 @@
 - `is_equivalent(pred, gold) -> bool`; `check_many(pairs)` / `check_many_verdicts(pairs)` for
   many `(pred, gold)` pairs (`Verdict(equal, method)` says how each was decided). Both sides go
   through `extract_answer` (`rewards.math.normalize`), so whole completions work.
-- `math_reward(completions, tasks) -> Scores`: 1.0 when equivalent to `task.answer`; counts
-  errors (incl. tasks without an answer) and timeouts; one bad sample never raises.
+- `math_reward(completions, tasks, mode=) -> Scores`: 1.0 when the answer `rewards.math.extract`
+  reads in `mode` ("strict" or "lenient") is equivalent to `task.answer`; counts errors (incl.
+  tasks without an answer) and timeouts; one bad sample never raises.
 - `canonical_answer(text)`: a grouping key for majority votes.
 
 Cheap decisions happen in-process; the rest goes to sympy in `POOL_WORKERS` killable worker
@@ -20,7 +21,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -33,10 +33,13 @@ from pathlib import Path
 
 from envs.base import Task
 from rewards.base import Scores
+from rewards.math.answers import PLAIN_NUMBER, parse_checked, read_pair
 from rewards.math.compare import EXACT, NeedsSymbolic, trees_equivalent
-from rewards.math.exact import NotExact, exact_value, guard
+from rewards.math.exact import NotExact, exact_value
+from rewards.math.extract import DEFAULT_MODE, check_mode, graded_answer
+from rewards.math.labels import reading
 from rewards.math.normalize import extract_answer, normalize
-from rewards.math.parse import ParseError, TooBig, parse_answer
+from rewards.math.parse import TooBig
 
 __all__ = [
     "extract_answer",
@@ -53,7 +56,7 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 2.0
 POOL_WORKERS = 2
 CACHE_SIZE = 100_000
-_PLAIN_NUMBER = re.compile(r"-?\d{1,50}(?:\.\d{1,50})?")  # whole answer, via fullmatch
+_PLAIN_NUMBER = PLAIN_NUMBER  # whole answer, via fullmatch; ASCII digits only
 MAX_ANSWER_CHARS = 2_000  # longer answers are compared as raw strings, never normalised/parsed
 _STARTUP_TIMEOUT_S = 60.0
 _MAX_FAILED_STARTS = 3
@@ -71,14 +74,7 @@ class Verdict:
 # -- in-process fast path ---------------------------------------------------------------------
 def _parse_checked(text: str):
     """(tree, None) or (None, "parse" | "guard")."""
-    try:
-        tree = parse_answer(text)
-        guard(tree)
-        return tree, None
-    except TooBig:
-        return None, "guard"
-    except (ParseError, RecursionError):
-        return None, "parse"
+    return parse_checked(text)
 
 
 def _fast_verdict(pred: str, gold: str) -> Verdict | tuple[str, str]:
@@ -93,14 +89,13 @@ def _fast_verdict(pred: str, gold: str) -> Verdict | tuple[str, str]:
     pn, gn = normalize(p), normalize(g)
     if pn == gn:
         return Verdict(True, "string")
-    pt, p_why = _parse_checked(pn)
-    gt, g_why = _parse_checked(gn)
-    if pt is None or gt is None:
-        return Verdict(False, p_why or g_why)
+    read = read_pair(gn, pn)  # gold-aware readings (`rewards.math.answers`), then two trees
+    if read.equal is not None:
+        return Verdict(read.equal, read.method)
     try:
-        return Verdict(trees_equivalent(gt, pt, EXACT), "exact")
+        return Verdict(trees_equivalent(read.gold, read.pred, EXACT), "exact")
     except NeedsSymbolic:
-        return gn, pn
+        return read.gold_text, read.pred_text
     except TooBig:
         return Verdict(False, "guard")
 
@@ -329,12 +324,20 @@ def is_equivalent(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) ->
 
 
 def math_reward(
-    completions: list[str], tasks: list[Task], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    completions: list[str],
+    tasks: list[Task],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    mode: str = DEFAULT_MODE,
 ) -> Scores:
-    """1.0 per completion equivalent to its task's answer, else 0.0; counts errors/timeouts."""
+    """1.0 per completion whose answer (`rewards.math.extract` in `mode`: "strict" for training,
+    "lenient" for free-form outputs) equals its task's answer, else 0.0; counts errors (incl.
+    tasks without an answer) and timeouts. Config: `+reward.math.options.mode=lenient`."""
+    check_mode(mode)
     if len(completions) != len(tasks):
         raise ValueError(f"math_reward: {len(completions)} completions for {len(tasks)} tasks")
-    verdicts = check_many_verdicts([(c, t.answer) for c, t in zip(completions, tasks)], timeout_s)
+    pairs = [(graded_answer(c, mode) or "", t.answer) for c, t in zip(completions, tasks)]
+    verdicts = check_many_verdicts(pairs, timeout_s)
     return Scores(
         [1.0 if v.equal else 0.0 for v in verdicts],
         errors=sum(v.method == "error" for v in verdicts),
@@ -344,6 +347,11 @@ def math_reward(
 
 def _key(tree) -> str:
     kind = tree[0]
+    if kind in ("eq", "chain"):  # a labelled value keys on its value: `x = -3` as `-3`
+        stated = reading(tree)
+        if stated is None:
+            raise NotExact("an equation has no value")
+        return _key(stated[1])
     if kind in ("list", "set"):
         return "{" + ",".join(sorted({_key(t) for t in tree[1]})) + "}"
     if kind == "tuple":

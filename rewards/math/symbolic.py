@@ -5,7 +5,12 @@ not decide). `to_sympy` builds expressions node by node from the parser's tree w
 constructors (`Integer`, `Rational(p, q)`, `Symbol`, `Add`, `Mul`, `Pow`, functions from a fixed
 registry); no string ever reaches `sympify`/`parse_expr`/`eval`.
 
-Scalar equivalence and equations are decided as `_sympy_scalar` / `_sympy_equation` say.
+Scalar equivalence and equations are decided as `_sympy_scalar` / `_sympy_equation` say:
+equations are equal when proportional, or, as polynomials in one variable of degree at most
+`MAX_ROOT_DEGREE`, when their square-free parts agree (same roots over ℂ: `x - 3 = 0` and
+`2x = 6`; `(x-2)^2 = 0` and `x = 2`). The worker reads both texts with
+`rewards.math.answers.read_pair`, exactly as the parent did. Percent and degree marks inside
+arithmetic are a/100 and a.
 Spot checks can in principle call two different functions equal; with 30-digit evaluation at
 several generic points that needs a contrived input. Wall time is bounded by the caller.
 Points take both signs, so identities that hold only for x > 0 (`\\sqrt{x^2} = x`,
@@ -19,6 +24,7 @@ from fractions import Fraction
 
 import sympy
 
+from rewards.math.answers import read_pair
 from rewards.math.compare import (
     EXACT,
     NeedsSymbolic,
@@ -27,11 +33,11 @@ from rewards.math.compare import (
     decimal_text,
     trees_equivalent,
 )
-from rewards.math.exact import guard
-from rewards.math.parse import parse_answer
+from rewards.math.trees import SCALAR_KINDS
 
 SPOT_POINTS = ((7, 10), (-13, 10), (21, 10), (-2, 5), (19, 13), (3, 7))  # (p, q) = p/q
 TOLERANCE = 1e-12  # relative to max(1, |a|, |b|) at a point
+MAX_ROOT_DEGREE = 12
 _CONSTS = {"pi": sympy.pi, "E": sympy.E, "oo": sympy.oo, "I": sympy.I}
 
 
@@ -84,12 +90,18 @@ _BUILD = {
     "fact": lambda n: sympy.factorial(to_sympy(n[1])),
     "root": lambda n: _root(to_sympy(n[1]), to_sympy(n[2])),
     "func": lambda n: _FUNCS[n[1]](*[to_sympy(a) for a in n[2]]),
+    "pct": lambda n: to_sympy(n[1]) / 100,
+    "deg": lambda n: to_sympy(n[1]),
 }
 
 
 def to_sympy(node) -> sympy.Expr:
-    """Sympy expression of a scalar answer tree (call `guard` on it first). KeyError if unknown."""
-    return _BUILD[node[0]](node)
+    """Sympy expression of a scalar answer tree (call `guard` on it first); ValueError (never
+    KeyError) for a node that is not a scalar."""
+    builder = _BUILD.get(node[0])
+    if builder is None:
+        raise ValueError(f"{node[0]} is not a scalar")
+    return builder(node)
 
 
 def _evaluate(expr, point: dict):
@@ -180,6 +192,8 @@ def _sympy_scalar(a, b) -> bool:
     ea, eb = to_sympy(a), to_sympy(b)
     for text, other in ((decimal_text(a), eb), (decimal_text(b), ea)):
         if text is not None and not other.free_symbols:
+            if other.is_Rational:  # sympy evaluated it exactly (`\\cos 60^\\circ` = 1/2)
+                return decimal_matches(text, Fraction(int(other.p), int(other.q)))
             value = sympy.N(other, 50)
             if not value.is_real or not value.is_finite:
                 return False
@@ -190,9 +204,36 @@ def _sympy_scalar(a, b) -> bool:
 
 def _sympy_equation(a, b) -> bool:
     """Equations `l1 = r1`, `l2 = r2` are equal when `l1 - r1` is a nonzero constant multiple of
-    `l2 - r2` on the spot points (so `y = 2x + 1` equals `2x - y + 1 = 0`)."""
+    `l2 - r2` on the spot points (so `y = 2x + 1` equals `2x - y + 1 = 0`), or, for polynomial
+    equations in the same one variable, when they have the same solutions (`same_roots`)."""
+    if any(side[0] not in SCALAR_KINDS for side in (a[1], a[2], b[1], b[2])):
+        return False
     f = to_sympy(a[1]) - to_sympy(a[2])
     g = to_sympy(b[1]) - to_sympy(b[2])
+    return _proportional(f, g) or same_roots(f, g)
+
+
+def same_roots(f, g) -> bool:
+    """`f = 0` and `g = 0` have the same solutions over the complex numbers: both are polynomials
+    (after clearing constant denominators) in the same single variable, of degree at most
+    `MAX_ROOT_DEGREE`, whose square-free parts are proportional (`(x-2)^2 = 0` ⇔ `x = 2`)."""
+    symbols = f.free_symbols | g.free_symbols
+    if len(symbols) != 1 or f.free_symbols != g.free_symbols:
+        return False
+    (x,) = symbols
+    parts = []
+    for expr in (f, g):
+        num, den = sympy.fraction(sympy.together(expr))
+        if den.has(x) or not num.is_polynomial(x):
+            return False
+        poly = sympy.Poly(num, x)
+        if poly.degree() < 1 or poly.degree() > MAX_ROOT_DEGREE:
+            return False
+        parts.append(poly.sqf_part().monic())
+    return parts[0] == parts[1]
+
+
+def _proportional(f, g) -> bool:
     ratios = []
     for point in _points(f.free_symbols | g.free_symbols):
         vf, vg = _evaluate(f, point), _evaluate(g, point)
@@ -212,8 +253,12 @@ SYMPY = ScalarBackend(scalar=_sympy_scalar, equation=_sympy_equation)
 
 
 def check_symbolic(gold_text: str, pred_text: str) -> bool:
-    """Worker entry: parse, guard and compare two normalised answers with the sympy back end."""
-    gold, pred = parse_answer(gold_text), parse_answer(pred_text)
-    guard(gold)
-    guard(pred)
-    return trees_equivalent(gold, pred, SYMPY)
+    """Worker entry: read two normalised answers as the parent does (`answers.read_pair`: parse,
+    guard, gold-aware readings) and compare them with the sympy back end. Raises ValueError
+    (ParseError) for an answer that is not math."""
+    read = read_pair(gold_text, pred_text)
+    if read.equal is not None:
+        if read.method in ("parse", "guard"):
+            raise ValueError(f"answer refused ({read.method})")
+        return read.equal
+    return trees_equivalent(read.gold, read.pred, SYMPY)

@@ -1,10 +1,13 @@
 """Tokeniser for normalised math answers, with the parser's error types and size limits.
 
 `tokenize(text)` splits a string from `rewards.math.normalize.normalize` into `(kind, text)`
-tokens: `num` (integers, decimals, e-notation), `cmd` (`\\frac`, `\\{` …), `word` (one letter or
-a known function/constant name), `op`, and `begin`/`end` for LaTeX environments. A run of three
-or more letters that is not made of known names (`Monday`, `yes`) is a word, not math, and raises
-`ParseError`, so such answers compare as strings rather than as commutative letter products.
+tokens: `num` (ASCII integers, decimals, e-notation), `cmd` (`\\frac`, `\\{`, `\\%` …), `word`
+(one letter or a known function/constant name), `text` (a `\\text{…}` word answer kept by
+`normalize`, or a run of three or more letters that is not made of known names, like `Monday`),
+`unit` (the content of a `\\unit{…}` written by `normalize`), `op`, and `begin`/`end` for LaTeX
+environments. A `text` token is not math: the parser refuses it except as a label in front of
+`=` (`\\text{Area} = 5`), so word answers compare as words, never as letter products.
+Only ASCII digits are digits (`re.ASCII`): digits of other scripts are not numbers here.
 Character and token limits (`ParseLimits`) raise `TooBig` before any parsing.
 Source: written here from scratch (one `re` alternation, longest match first).
 It deliberately does not know precedence or build trees (`rewards.math.parse` does).
@@ -54,19 +57,22 @@ FUNCS = (
 _WORDS = FUNCS + ("infty", "inf", "pi", "oo")
 _TOKEN = re.compile(
     r"""
-  (?P<begin>\\(?:begin|end)\{[a-z]+\*?\})
+  (?P<begin>\\(?:begin|end)\{[A-Za-z]+\*?\})
+ |(?P<text>\\text\{[^{}]*\})
+ |(?P<unit>\\unit\{[^{}]*\})
  |(?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+(?![A-Za-z])|\d+)
- |(?P<cmd>\\[A-Za-z]+|\\[{}|\\])
+ |(?P<cmd>\\[A-Za-z]+|\\[{}|\\%])
  |(?P<word>[A-Za-z]+)
- |(?P<op><=|>=|!=|\*\*|[-+*/^_()\[\]{}=,!|&<>])
+ |(?P<op><=|>=|!=|\*\*|[-+*/^_()\[\]{}=,!|&<>:'])
  |(?P<space>\s+)
 """,
-    re.X,
+    re.X | re.ASCII,
 )
 
 
 def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, str]]:
-    """`(kind, text)` tokens; kinds: num, cmd, word, op, begin, end. Raises ParseError/TooBig."""
+    """`(kind, text)` tokens; kinds: num, cmd, word, text, unit, op, begin, end.
+    Raises ParseError/TooBig."""
     if len(text) > limits.max_chars:
         raise TooBig(f"answer has {len(text)} characters (limit {limits.max_chars})")
     tokens, pos = [], 0
@@ -77,7 +83,9 @@ def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, 
         kind, value = m.lastgroup, m.group()
         pos = m.end()
         if kind == "word":
-            tokens.extend(("word", w) for w in _split_word(value))
+            tokens.extend(_split_word(value))
+        elif kind in ("text", "unit"):
+            tokens.append((kind, value[value.index("{") + 1 : -1].strip()))
         elif kind == "begin":
             tokens.append((value[1 : value.index("{")], value[value.index("{") + 1 : -1]))
         elif kind == "op" and value == "**":
@@ -89,16 +97,16 @@ def tokenize(text: str, limits: ParseLimits = ParseLimits()) -> list[tuple[str, 
     return tokens
 
 
-def _split_word(word: str) -> list[str]:
+def _split_word(word: str) -> list[tuple[str, str]]:
     """`sinx` → sin, x; `xy` → x, y; known names stay whole. Three or more letters in a row that
-    are not a known name make a word (`Monday`, `yes`): ParseError, so it compares as a string
+    are not a known name make one `text` token (`Monday`, `yes`), so it compares as a word
     rather than as a commutative product of letters."""
     out, run, rest = [], 0, word
     while rest:
         name = next((w for w in _WORDS if rest.startswith(w)), rest[0])
         run = run + 1 if len(name) == 1 else 0
         if run >= 3:
-            raise ParseError(f"word {word!r} is not math")
-        out.append(name)
+            return [("text", word)]
+        out.append(("word", name))
         rest = rest[len(name) :]
     return out
