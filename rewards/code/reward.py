@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from envs.tags import answers_of
+from envs.tags import answers_of, strip_think
 from rewards.base import Scores
 from rewards.code.sandbox import Limits, run_program
 
@@ -48,8 +48,9 @@ class TestReport:
 
 
 def extract_program(completion: str) -> str | None:
-    """The program inside the last `<answer>` block (first fenced block in it, if any)."""
-    answers = answers_of(completion)
+    """The program inside the last `<answer>` block after the reasoning (first fenced block in
+    it, if any); a program written only inside `<think>` is not graded."""
+    answers = answers_of(strip_think(completion))
     if not answers:
         return None
     fenced = _FENCE.search(answers[-1])
