@@ -6,7 +6,8 @@ its `EnvSpec.rewards` and found by name (`env_rewards`, `reward_names`): the reg
 
 `build_reward(name, **options)`: a target named `make_*` is a factory called once with the
 options; any other target is a plain reward whose keyword options are bound with
-`functools.partial`. Options are checked against the signature first (a clear error otherwise).
+`functools.partial`. Options are checked against the signature first (a clear error otherwise),
+then by the reward's own `check_options(**options)` when it has one.
 `build_composed(spec)`: `{"math": {"weight": 1.0}, "format": 0.1}` -> `ComposedReward`; a bare
 number is a weight, a missing weight 1.0, `"reward": "<name>"` lets one reward appear twice.
 Not here: discovering rewards by scanning packages, or config dataclasses (the config owns them).
@@ -127,6 +128,12 @@ def build_reward(name: str, **kwargs: Any) -> RewardFn:
             )
         return reward
     _check_options(name, obj, ([], []), kwargs)
+    check = getattr(obj, "check_options", None)  # option values, checked before any scoring
+    if check is not None:
+        try:
+            check(**kwargs)
+        except ValueError as e:
+            raise ValueError(f"reward {name!r}: {e}") from None
     return functools.partial(obj, **kwargs) if kwargs else obj
 
 

@@ -19,3 +19,11 @@ def test_contention_bench_reads_the_step_time_and_threads_the_step_bench_prints(
         "  step       0.200 s; generation 10 tokens/s; peak memory 9 MB\n"
     )
     assert float(STEP.search(out).group(1)) == 0.2 and ENDED.search(out).group(1) == "1"
+
+
+def test_the_math_bench_runs_end_to_end_at_a_small_size(capsys):
+    from experiments.bench.math import main
+
+    main(["--n", "50"])
+    out = capsys.readouterr().out
+    assert "checks/s" in out and "worst single hostile check" in out

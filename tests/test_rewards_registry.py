@@ -152,3 +152,11 @@ def test_a_reward_an_env_defines_itself_is_found_by_name_not_listed_in_the_regis
     assert "countdown" not in REWARDS and "countdown" in reward_names()
     assert env_rewards()["countdown"] == "envs.countdown:countdown_reward"
     assert resolve_reward("countdown").__name__ == "countdown_reward"
+
+
+def test_a_bad_option_value_is_an_error_when_the_reward_is_built_not_when_it_scores():
+    from rewards.registry import build_reward
+
+    with pytest.raises(ValueError, match=r"reward 'math'.*'lenint'.*strict"):
+        build_reward("math", mode="lenint")
+    assert build_reward("math", mode="lenient")(["<answer>4</answer>"], [Task("2+2", "4")])

@@ -345,6 +345,15 @@ def math_reward(
     )
 
 
+def _check_math_options(*, timeout_s: float = DEFAULT_TIMEOUT_S, mode: str = DEFAULT_MODE) -> None:
+    check_mode(mode)
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+
+
+math_reward.check_options = _check_math_options
+
+
 def _key(tree) -> str:
     kind = tree[0]
     if kind in ("eq", "chain"):  # a labelled value keys on its value: `x = -3` as `-3`
