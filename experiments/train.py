@@ -123,15 +123,22 @@ def check_splits(cfg: Config, env) -> None:
         )
 
 
+CHECK_ALL, CHECK_LONGEST = 20_000, 2_000
+
+
 def check_lengths(cfg: Config, model, tokenizer, render, env) -> None:
     """Every prompt plus `sampling.max_new_tokens` fits the model's context, checked before the
-    first rollout; the error names the longest prompt's task."""
+    first rollout; the error names the longest prompt's task. Data sets over `CHECK_ALL` prompts
+    tokenize only their `CHECK_LONGEST` longest rendered prompts (by characters), to keep the
+    check to seconds."""
     limit = getattr(getattr(model, "config", None), "max_seq_len", None)
     if limit is None:
         return
-    tasks = list(env.train) + list(env.eval)[: cfg.eval.n_problems]
+    texts = [(render(t), t) for t in list(env.train) + list(env.eval)[: cfg.eval.n_problems]]
+    if len(texts) > CHECK_ALL:
+        texts = sorted(texts, key=lambda x: len(x[0]), reverse=True)[:CHECK_LONGEST]
     new = max(cfg.sampling.max_new_tokens, cfg.eval.max_new_tokens or 0)
-    n, task = max(((len(tokenizer.encode_prompt(render(t))), t) for t in tasks), key=lambda x: x[0])
+    n, task = max(((len(tokenizer.encode_prompt(x)), t) for x, t in texts), key=lambda x: x[0])
     if n + new > limit:
         raise ConfigError(
             f"the longest prompt ({n} tokens, task {task.meta.get('id') or task.prompt[:40]!r}, "
