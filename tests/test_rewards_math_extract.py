@@ -277,3 +277,13 @@ def test_an_answer_after_a_megabyte_of_reasoning_is_found(mode):
     text = "<think>" + "\\boxed{" * (MB // 7) + "</think><answer>5</answer>"
     assert graded_answer(text, mode) == "5"
     assert graded_answer("x " * (MB // 2) + "<answer>5</answer>", mode) == "5"
+
+
+def test_under_a_prefilled_think_an_unclosed_reasoning_has_no_answer_and_a_closed_one_does():
+    from envs.base import Task
+    from rewards.math import math_reward
+
+    tasks = [Task("2+2", "4")] * 2
+    texts = ["2+2 is 4 <answer>4</answer>", "2+2 is 4 </think> <answer>4</answer>"]
+    assert list(math_reward(texts, tasks, prefilled=True)) == [0.0, 1.0]
+    assert list(math_reward(texts, tasks)) == [1.0, 1.0]

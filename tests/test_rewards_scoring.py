@@ -44,7 +44,7 @@ def test_a_prefilled_template_reaches_every_reward_that_accepts_it():
     overrides = {"tag_count": (0.1, {}), "language": (0.1, {})}
     spec = reward_spec(arithmetic(), PREFILL, overrides, None)
     assert spec["format"]["prefilled"] and spec["tag_count"]["prefilled"]
-    assert spec["language"]["prefilled"] and "prefilled" not in spec["math"]
+    assert spec["language"]["prefilled"] and spec["math"]["prefilled"]
     v = build_scorer(arithmetic(), PREFILL)(["2+3</think><answer>5</answer>"], [Task("q", "5")])
     assert v.format_ok == [True] and v.has_reasoning == [True] and v.total == [pytest.approx(1.1)]
 

@@ -194,8 +194,11 @@ def test_reward_spec_merges_env_defaults_drops_unused_zero_terms_and_passes_pref
     env = build_env("arithmetic", n_train=10, n_eval=2)
     overrides = {"format": (0.0, {}), "language": (0.0, {})}
     spec = reward_spec(env, get_template("r1_zero_prefill"), overrides, "format")
-    # format accepts `prefilled`; math does not, so only format is told about the opened <think>
-    assert spec == {"math": {"weight": 1.0}, "format": {"weight": 0.0, "prefilled": True}}
+    # format and math accept `prefilled`: both are told about the opened <think>
+    assert spec == {
+        "math": {"weight": 1.0, "prefilled": True},
+        "format": {"weight": 0.0, "prefilled": True},
+    }
     with pytest.raises(ValueError, match="reward_gate"):
         reward_spec(env, get_template("tiny"), overrides, "tag_count")
 

@@ -32,6 +32,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from envs.base import Task
+from envs.tags import THINK_OPEN
 from rewards.base import Scores
 from rewards.math.answers import PLAIN_NUMBER, parse_checked, read_pair
 from rewards.math.compare import EXACT, NeedsSymbolic, trees_equivalent
@@ -329,13 +330,18 @@ def math_reward(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     mode: str = DEFAULT_MODE,
+    prefilled: bool = False,
 ) -> Scores:
     """1.0 per completion whose answer (`rewards.math.extract` in `mode`: "strict" for training,
     "lenient" for free-form outputs) equals its task's answer, else 0.0; counts errors (incl.
-    tasks without an answer) and timeouts. Config: `+reward.math.options.mode=lenient`."""
+    tasks without an answer) and timeouts. Config: `+reward.math.options.mode=lenient`.
+    `prefilled`: the prompt opened `<think>`, so text before a `</think>` is reasoning and a
+    completion that never closes it has no answer."""
     check_mode(mode)
     if len(completions) != len(tasks):
         raise ValueError(f"math_reward: {len(completions)} completions for {len(tasks)} tasks")
+    if prefilled:
+        completions = [THINK_OPEN + c if isinstance(c, str) else c for c in completions]
     pairs = [(graded_answer(c, mode) or "", t.answer) for c, t in zip(completions, tasks)]
     verdicts = check_many_verdicts(pairs, timeout_s)
     return Scores(
@@ -345,7 +351,9 @@ def math_reward(
     )
 
 
-def _check_math_options(*, timeout_s: float = DEFAULT_TIMEOUT_S, mode: str = DEFAULT_MODE) -> None:
+def _check_math_options(
+    *, timeout_s: float = DEFAULT_TIMEOUT_S, mode: str = DEFAULT_MODE, prefilled: bool = False
+) -> None:
     check_mode(mode)
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
