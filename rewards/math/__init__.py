@@ -3,6 +3,7 @@ an own tokenizer and parser, exact rational comparison, bounded symbolic compari
 worker processes (see reward.py)."""
 
 from rewards.math.extract import MODES, explain_answer, graded_answer
+from rewards.math.grading import math_reward
 from rewards.math.normalize import extract_answer, normalize
 from rewards.math.reward import (
     Verdict,
@@ -11,7 +12,6 @@ from rewards.math.reward import (
     check_many_verdicts,
     close_pool,
     is_equivalent,
-    math_reward,
     start_pool,
 )
 

@@ -31,13 +31,9 @@ from fractions import Fraction
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from envs.base import Task
-from envs.tags import THINK_OPEN
-from rewards.base import Scores
 from rewards.math.answers import PLAIN_NUMBER, parse_checked, read_pair
 from rewards.math.compare import EXACT, NeedsSymbolic, trees_equivalent
 from rewards.math.exact import NotExact, exact_value
-from rewards.math.extract import DEFAULT_MODE, check_mode, graded_answer
 from rewards.math.labels import reading
 from rewards.math.normalize import extract_answer, normalize
 from rewards.math.parse import TooBig
@@ -48,7 +44,6 @@ __all__ = [
     "check_many",
     "check_many_verdicts",
     "Verdict",
-    "math_reward",
     "canonical_answer",
     "start_pool",
     "close_pool",
@@ -322,44 +317,6 @@ def check_many(pairs, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[bool]:
 def is_equivalent(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
     """Whether `pred` (answer text or whole completion) is mathematically equal to `gold`."""
     return check_many_verdicts([(pred, gold)], timeout_s)[0].equal
-
-
-def math_reward(
-    completions: list[str],
-    tasks: list[Task],
-    *,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    mode: str = DEFAULT_MODE,
-    prefilled: bool = False,
-) -> Scores:
-    """1.0 per completion whose answer (`rewards.math.extract` in `mode`: "strict" for training,
-    "lenient" for free-form outputs) equals its task's answer, else 0.0; counts errors (incl.
-    tasks without an answer) and timeouts. Config: `+reward.math.options.mode=lenient`.
-    `prefilled`: the prompt opened `<think>`, so text before a `</think>` is reasoning and a
-    completion that never closes it has no answer."""
-    check_mode(mode)
-    if len(completions) != len(tasks):
-        raise ValueError(f"math_reward: {len(completions)} completions for {len(tasks)} tasks")
-    if prefilled:
-        completions = [THINK_OPEN + c if isinstance(c, str) else c for c in completions]
-    pairs = [(graded_answer(c, mode) or "", t.answer) for c, t in zip(completions, tasks)]
-    verdicts = check_many_verdicts(pairs, timeout_s)
-    return Scores(
-        [1.0 if v.equal else 0.0 for v in verdicts],
-        errors=sum(v.method == "error" for v in verdicts),
-        timeouts=sum(v.method == "timeout" for v in verdicts),
-    )
-
-
-def _check_math_options(
-    *, timeout_s: float = DEFAULT_TIMEOUT_S, mode: str = DEFAULT_MODE, prefilled: bool = False
-) -> None:
-    check_mode(mode)
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-
-
-math_reward.check_options = _check_math_options
 
 
 def _key(tree) -> str:
