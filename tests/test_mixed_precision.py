@@ -142,3 +142,19 @@ def test_sampling_from_a_low_precision_lora_policy_runs_and_keeps_fp32_log_probs
     r = generate(model, [tok.encode("Q: 1+2\nA: ")], n=2, max_new_tokens=5, seed=0, tokenizer=tok)
     assert r.logprobs.dtype == torch.float32 and r.tokens.shape[0] == 2
     assert bool(torch.isfinite(r.logprobs).all())
+
+
+def test_sampling_a_full_fine_tuning_bf16_policy_keeps_its_kv_cache_in_bf16(monkeypatch):
+    from rlreason.model.gpt import KVCache
+    from rlreason.sampling.engine import generate
+
+    model, tok = tiny("bfloat16", lora=False)  # fp32 trainable weights, bf16 compute
+    dtypes, allocate = [], KVCache.allocate.__func__
+
+    def spy(cls, cfg, batch, max_len, dtype, device):
+        dtypes.append(dtype)
+        return allocate(cls, cfg, batch, max_len, dtype, device)
+
+    monkeypatch.setattr(KVCache, "allocate", classmethod(spy))
+    generate(model, [tok.encode("Q: 1+2\nA: ")], n=2, max_new_tokens=4, seed=0, tokenizer=tok)
+    assert dtypes == [torch.bfloat16]

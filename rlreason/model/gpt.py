@@ -322,8 +322,8 @@ class GPT(nn.Module):
         positions: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        with precision.autocast(self, ids.device):
-            return self.lm_head(self.hidden(ids, kv_cache, positions, key_mask))  # (B, T, V)
+        with precision.autocast(self, ids.device):  # one context for the trunk and the lm_head
+            return self.lm_head(self._hidden(ids, kv_cache, positions, key_mask))  # (B, T, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlreason.model import precision
 from rlreason.model.gpt import KVCache
 from rlreason.sampling.engine import Rollouts, _package, inference, last_logits, left_pad
 from rlreason.sampling.stops import Stops, eos_id_list
@@ -75,7 +76,7 @@ class _BeamRows:
         P, L = ids.shape
         key_mask = torch.ones(P, L + max_new, dtype=torch.bool, device=device)
         key_mask[:, :L] = valid  # (P, S)
-        cache = KVCache.allocate(model.config, P, L, next(model.parameters()).dtype, device)
+        cache = KVCache.allocate(model.config, P, L, precision.compute_dtype(model), device)
         logits = last_logits(model, ids, kv_cache=cache, positions=pos, key_mask=key_mask)  # (P, V)
         self.cache = cache.expand(W, L + max_new)  # (.., P*W, ..)
         self.logits = logits.float().repeat_interleave(W, 0)  # (P*W, V)

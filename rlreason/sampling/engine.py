@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlreason.model import precision
 from rlreason.model.gpt import KVCache
 from rlreason.sampling.draw import sample_next
 from rlreason.sampling.stops import Stops, eos_id_list
@@ -177,11 +178,13 @@ def generate(
 
 @contextlib.contextmanager
 def inference(model):
-    """Eval mode for the duration of the call (training mode restored on exit, errors included)."""
+    """Eval mode and the model's mixed-precision autocast (`precision.autocast`: the lm_head
+    too) for the duration of the call; training mode restored on exit, errors included."""
     was_training = model.training
     model.eval()
     try:
-        yield model
+        with precision.autocast(model):
+            yield model
     finally:
         if was_training:
             model.train()
@@ -204,7 +207,7 @@ class _Decoder:
         key_mask[:, :L] = valid  # (P or B, S)
         self.next_pos = pos[:, -1] + 1  # (P or B,)
         if use_cache:
-            dtype = next(model.parameters()).dtype
+            dtype = precision.compute_dtype(model)  # fp32 trainable weights, bf16 cache
             cache = KVCache.allocate(
                 model.config, ids.shape[0], L if share_prefix else self.capacity, dtype, device
             )
