@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 
 from experiments.train import run
 from rlreason.config import ConfigError, RewardTerm, validate
-from tests.test_rl_trainer import metrics_by_step, tiny_cfg
+from tests.test_rl_trainer import assert_same_metrics, metrics_by_step, tiny_cfg
 
 RTOL, ATOL = 1e-5, 1e-6
 COMPARED = ("loss/total", "policy/grad_norm", "reward/total/mean", "rollout/length_mean")
@@ -148,13 +148,7 @@ def test_stopping_and_resuming_two_ranks_equals_an_uninterrupted_two_rank_run(tm
     run_ranks(tmp_path, ("straight", {}), ("parts", {"train.stop_after": 2}), ("x", resume))
     a, b = metrics_by_step(tmp_path / "straight"), metrics_by_step(tmp_path / "parts")
     assert sorted(b) == [1, 2, 3, 4]
-    for step in (3, 4):
-        assert a[step].keys() == b[step].keys()
-        for k, v in a[step].items():
-            if isinstance(v, str):  # non-finite values are logged as text
-                assert v == b[step][k], (step, k)
-            else:
-                assert b[step][k] == pytest.approx(v, rel=1e-6, abs=1e-9), (step, k)
+    assert_same_metrics(a, b, steps=(3, 4))
     wa, wb = final_weights(tmp_path / "straight"), final_weights(tmp_path / "parts")
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k

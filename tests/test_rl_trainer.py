@@ -43,6 +43,17 @@ def metrics_by_step(run_dir) -> dict[int, dict]:
     }
 
 
+def assert_same_metrics(a: dict, b: dict, steps) -> None:
+    """The logged metrics of `steps` agree: the same keys, text equal, numbers within 1e-6."""
+    for step in steps:
+        assert a[step].keys() == b[step].keys()
+        for k, v in a[step].items():
+            if isinstance(v, str):  # non-finite values are logged as text
+                assert v == b[step][k], (step, k)
+            else:
+                assert v == pytest.approx(b[step][k], rel=1e-6, abs=1e-9), (step, k)
+
+
 def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straight_run(tmp_path):
     straight = tiny_cfg(tmp_path, **{"log.run_dir": str(tmp_path / "a"), "algo.epochs": 2})
     run(straight)
@@ -55,13 +66,7 @@ def test_stopping_after_two_steps_and_resuming_logs_the_same_metrics_as_a_straig
     run(resumed)
     a, b = metrics_by_step(tmp_path / "a"), metrics_by_step(tmp_path / "b")
     assert sorted(b) == [1, 2, 3, 4]
-    for step in (3, 4):
-        assert a[step].keys() == b[step].keys()
-        for k, v in a[step].items():
-            if isinstance(v, str):  # non-finite values are logged as text
-                assert v == b[step][k], (step, k)
-            else:
-                assert v == pytest.approx(b[step][k], rel=1e-6, abs=1e-9), (step, k)
+    assert_same_metrics(a, b, steps=(3, 4))
     # the schedule spans train.steps (4), not stop_after: step s uses lr_at(s) with warmup 1, so
     # step 1 is at the peak, step 3 two thirds down the cosine and step 4 at min_lr
     assert a[1]["lr"] == pytest.approx(1e-2)
