@@ -107,36 +107,15 @@ def with_run_task(cfg: EvalAppConfig) -> EvalAppConfig:
     )
 
 
-def _from_run(run_dir: Path):
-    from experiments.build import build_policy
-    from rlreason.checkpoint import latest_checkpoint, load_trainable
-
-    saved = load_run_config(run_dir, "eval.run_dir")
-    torch.manual_seed(saved.seed)  # as build_trainer does: same scratch base weights
-    model, tokenizer = build_policy(saved.model, saved.lora)
-    ckpt = latest_checkpoint(run_dir)
-    load_trainable(model, ckpt / "trainable.safetensors")
-    step = json.loads((ckpt / "state.json").read_text()).get("step", 0)
-    return (
-        model.eval(),
-        tokenizer,
-        {
-            "run_dir": str(run_dir),
-            "checkpoint": str(ckpt),
-            "step": step,
-            "env": saved.env.name,
-            "env_options": env_options(saved.env),
-        },
-    )
-
-
 def load_policy(cfg: EvalAppConfig):
     """(model, tokenizer, info) for the configured source; info describes where it came from."""
     from experiments.models import build_model
     from rlreason.model.hf.peft import load_adapter_dir
 
     if cfg.eval.run_dir:
-        return _from_run(Path(cfg.eval.run_dir))
+        from experiments.teacher import load_run_policy
+
+        return load_run_policy(Path(cfg.eval.run_dir))
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(cfg.model)
     info = {"source": cfg.model.source, "path": cfg.model.path, "step": 0}

@@ -2,6 +2,7 @@
 
 - `base`: the built-in tiny base model (pretrained on the synthetic corpus, cached by config hash;
   built on first use by `experiments.demo.pretrain.ensure_base`);
+- `base_small`: the same recipe with half the layers (2): a weaker student for distillation;
 - `scratch`: a randomly initialised GPT with the char tokenizer (shape from the model config);
 - `local`: an rlreason model directory (`model.safetensors` + `config.json` + `tokenizer.json`);
 - `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`).
@@ -34,6 +35,14 @@ def _base(cfg):
     return load_model(ensure_base())
 
 
+def _base_small(cfg):
+    """The built-in base's recipe at half the layers (the routes' distillation student)."""
+    from experiments.demo.pretrain import ensure_base, small_base_config
+    from rlreason.model.io import load_model
+
+    return load_model(ensure_base(small_base_config()))
+
+
 def _scratch(cfg):
     tok = CharTokenizer()
     gcfg = GPTConfig(
@@ -61,6 +70,7 @@ def _hf(cfg):
 
 MODEL_SOURCES: dict[str, Callable] = {
     "base": _base,
+    "base_small": _base_small,
     "scratch": _scratch,
     "local": _local,
     "hf": _hf,

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 WANDB_MODES = ("offline", "online", "disabled")
+ROUTES = ("base", "student_base", "pure_rl", "sft_rl", "distill_sft", "distill_onpolicy")
 
 
 @dataclass
@@ -160,6 +161,69 @@ class LogConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """A frozen teacher: what `rlreason-sample` draws traces from and what on-policy distillation
+    (`algo.advantage=onpolicy_distill`) scores the student's tokens with.
+
+    `source`: none | run (a run directory's latest checkpoint, rebuilt from its config.yaml) |
+    base | base_small | local | hf (as `model.source`, with `path` the model directory) and an
+    optional LoRA `adapter` directory on top. It must share the student's tokenizer."""
+
+    source: str = "none"
+    path: Optional[str] = None  # the run directory (source=run) or the model directory
+    adapter: Optional[str] = None  # a LoRA adapter directory (rlreason or PEFT) on top
+    dtype: Optional[str] = None  # compute dtype; None: model.dtype
+
+
+@dataclass
+class SFTConfig:
+    """`rlreason-sft`: supervised fine-tuning on `{"prompt", "completion"}` JSONL lines.
+
+    The prompt is the exact text the model is conditioned on (already rendered by a template); the
+    loss covers the completion (plus EOS when `add_eos`) only. Steps, schedule, clipping,
+    checkpoints and evaluation are the shared `train.*`, `optim.*` and `eval.*` settings."""
+
+    data: Optional[str] = None  # training JSONL
+    eval_data: Optional[str] = None  # held-out JSONL; None: hold out `eval_fraction` of `data`
+    eval_fraction: float = 0.05
+    batch_size: int = 32  # sequences per optimizer step
+    micro_batch_tokens: int = 8192  # token budget of one forward/backward (gradient accumulation)
+    epochs: Optional[float] = None  # set: train.steps = ceil(epochs * lines / batch_size)
+    add_eos: bool = True
+
+
+@dataclass
+class SampleConfig:
+    """`rlreason-sample`: rejection sampling of traces from `teacher.*` on the env's prompts."""
+
+    out: Optional[str] = None  # output JSONL; None: <run dir>/samples.jsonl
+    n: int = 8  # samples per prompt
+    split: str = "train"  # train | eval
+    n_problems: Optional[int] = None  # the first N prompts of the split; None: all
+    accept: list[str] = field(default_factory=lambda: ["correct", "format"])  # all must hold
+    max_per_prompt: Optional[int] = None  # keep at most this many distinct completions
+    batch_prompts: int = 64  # prompts per generation call
+
+
+@dataclass
+class RoutesConfig:
+    """`experiment=r1_routes_tiny` (job=routes): the seed's four routes side by side."""
+
+    routes: list[str] = field(default_factory=lambda: list(ROUTES))
+    student: str = "base_small"  # model.source of the student
+    rl_eval_every: int = 5  # greedy evals during RL (steps-to-target curves)
+    target: float = 0.95  # rl_steps_to_<target>: first RL step whose greedy accuracy reaches it
+    sample_n: int = 4  # rejection-sampling draws per train prompt
+    sample_problems: Optional[int] = None  # train prompts to sample; None: all
+    sft_steps: int = 150  # SFT steps of sft_rl's cold start and of distill_sft
+    sft_lr: float = 1.0e-3
+    sft_rl_steps: Optional[int] = None  # RL steps after the cold start; None: train.steps
+    distill_steps: int = 50  # on-policy distillation steps
+    distill_lr: float = 1.0e-3
+    scaling: bool = True  # maj@4, best-of-4 and beam 4 of every route
+
+
+@dataclass
 class EnvConfig:
     """The env's name and template; experiments/schema.py adds each env's own options."""
 
@@ -186,6 +250,11 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: dict[str, RewardTerm] = field(default_factory=dict)  # overrides of the env's defaults
     reward_gate: Optional[str] = None  # other components count only where this one is > 0
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    routes: RoutesConfig = field(default_factory=RoutesConfig)
+    job: str = "rl"  # experiments/jobs.py JOBS key: rl | sft | sample | routes
     seed: int = 0
     name: str = "run"
 
@@ -202,6 +271,7 @@ def _check(ok: bool, msg: str, errors: list[str]) -> None:
 def validate(cfg: Config, world: int = 1) -> Config:
     """Raise ConfigError listing every invalid setting (and the fix) before any work starts.
     `world`: the number of data-parallel processes (torchrun's WORLD_SIZE)."""
+    from rlreason.devices import device_problem_of
     from rlreason.model.gpt import DTYPES
     from rlreason.rl.advantages import ADVANTAGES
     from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
@@ -288,7 +358,7 @@ def validate(cfg: Config, world: int = 1) -> Config:
         f"model.dtype={cfg.model.dtype!r}: choose one of {sorted(DTYPES)}",
         e,
     )
-    device_problem = _device_problem(cfg.model.device)
+    device_problem = device_problem_of(cfg.model.device)
     _check(device_problem is None, f"model.device={cfg.model.device!r}: {device_problem}", e)
     _check(
         t.prompts_per_step % world == 0,
@@ -306,31 +376,6 @@ def validate(cfg: Config, world: int = 1) -> Config:
     if e:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(e))
     return cfg
-
-
-def _device_problem(name: str) -> str | None:
-    """Why `model.device` cannot run here (None: it can), checked before any model loads."""
-    import torch
-
-    if name == "auto":
-        return None
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        return "not a device name; use auto, cpu, cuda or cuda:N"
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            return (
-                f"CUDA is not available (torch {torch.__version__}, built for CUDA "
-                f"{torch.version.cuda}); use model.device=cpu or auto"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        return "MPS is not available; use model.device=cpu or auto"
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        return "use auto, cpu, cuda, cuda:N or mps"
-    return None
 
 
 def resolve_schedule(cfg: Config) -> list[str]:

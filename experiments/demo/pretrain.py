@@ -143,6 +143,12 @@ class PretrainConfig:
         return self.corpus.env_kwargs()
 
 
+def small_base_config() -> PretrainConfig:
+    """The base recipe at half the layers: `model.source=base_small`, the routes' student."""
+    base = PretrainConfig()
+    return replace(base, model=replace(base.model, n_layer=base.model.n_layer // 2))
+
+
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
