@@ -5,7 +5,9 @@
 - `base_small`: the same recipe with half the layers (2): a weaker student for distillation;
 - `scratch`: a randomly initialised GPT with the char tokenizer (shape from the model config);
 - `local`: an rlreason model directory (`model.safetensors` + `config.json` + `tokenizer.json`);
-- `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`).
+- `hf`: a Hugging Face checkpoint directory (`rlreason.model.hf.load_pretrained`);
+- `run`: a run directory's latest policy (`model.path=<run dir>`), LoRA folded in: the next stage
+  of a multi-stage recipe (SFT, then RL) starts from it.
 """
 
 from __future__ import annotations
@@ -68,12 +70,23 @@ def _hf(cfg):
     return load_pretrained(_need_path(cfg), dtype=DTYPES[cfg.dtype])
 
 
+def _run(cfg):
+    """A run directory's latest policy (an SFT or RL run), adapters folded into the weights: the
+    start of a next stage (SFT cold start, then RL), which may add adapters of its own."""
+    from experiments.teacher import load_run_policy
+    from rlreason.model.lora import fold_lora
+
+    model, tokenizer, _ = load_run_policy(_need_path(cfg), cfg.device)
+    return fold_lora(model).requires_grad_(True), tokenizer
+
+
 MODEL_SOURCES: dict[str, Callable] = {
     "base": _base,
     "base_small": _base_small,
     "scratch": _scratch,
     "local": _local,
     "hf": _hf,
+    "run": _run,
 }
 
 

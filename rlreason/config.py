@@ -21,8 +21,8 @@ ROUTES = ("base", "student_base", "pure_rl", "sft_rl", "distill_sft", "distill_o
 
 @dataclass
 class ModelConfig:
-    source: str = "base"  # "base" (built-in pretrained tiny GPT), "scratch", "local", "hf"
-    path: Optional[str] = None  # directory for "local" (rlreason) or "hf" (Hugging Face layout)
+    source: str = "base"  # MODEL_SOURCES key: base, base_small, scratch, local, hf, run
+    path: Optional[str] = None  # the directory of a local / hf model, or a run (source=run)
     flavour: str = "llama"  # for "scratch"
     n_layer: int = 4
     n_head: int = 4

@@ -141,6 +141,20 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
+@torch.no_grad()
+def fold_lora(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight (the sum computed in fp32, stored in the base's
+    dtype) and put the plain `nn.Linear` back in the adapter's place: a model without LoRA that
+    computes what the adapted one did (up to the base dtype's rounding)."""
+    for name, m in list(lora_modules(model)):
+        w = m.base.weight
+        w.copy_((w.float() + m.delta_weight().float()).to(w.dtype))
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, m.base)
+    return model
+
+
 def unmerge_lora(model: nn.Module) -> nn.Module:
     for _, m in lora_modules(model):
         m.unmerge()

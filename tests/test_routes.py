@@ -1,0 +1,174 @@
+"""The routes experiment's plan, stage configs, compute accounting and tables (stubbed jobs)."""
+
+import json
+
+import pytest
+import yaml
+
+from experiments.routes import compute, stages, table
+from rlreason.config import Config, ConfigError
+
+
+def routes_cfg(**routes) -> Config:
+    cfg = Config()
+    cfg.name = "r"
+    for k, v in routes.items():
+        setattr(cfg.routes, k, v)
+    return cfg
+
+
+def test_all_routes_plan_every_stage_after_the_stages_it_needs(tmp_path):
+    names = [s.name for s in stages.plan(routes_cfg(), tmp_path)]
+    assert names == ["pure_rl", "traces", "sft_cold", "sft_rl", "distill_sft", "distill_onpolicy"]
+
+
+@pytest.mark.parametrize(
+    "routes, expected",
+    [
+        (["base", "student_base"], []),
+        (["pure_rl"], ["pure_rl"]),
+        (["distill_sft"], ["pure_rl", "traces", "distill_sft"]),
+        (["sft_rl"], ["pure_rl", "traces", "sft_cold", "sft_rl"]),
+        (["distill_onpolicy"], ["pure_rl", "distill_onpolicy"]),
+    ],
+)
+def test_a_subset_of_routes_plans_only_the_stages_it_needs(tmp_path, routes, expected):
+    assert [s.name for s in stages.plan(routes_cfg(routes=routes), tmp_path)] == expected
+
+
+def test_a_stage_config_carries_its_job_directory_and_overrides(tmp_path):
+    cfg = routes_cfg(sft_steps=77, sft_lr=2e-3, student="base_small")
+    by = {s.name: s for s in stages.plan(cfg, tmp_path)}
+    sft_rl = stages.derive(cfg, by["sft_rl"], tmp_path)
+    assert (sft_rl.job, sft_rl.model.source) == ("rl", "run")
+    assert sft_rl.model.path == str(tmp_path / "sft_cold")
+    assert sft_rl.log.run_dir == str(tmp_path / "sft_rl")
+    assert sft_rl.eval.every == cfg.routes.rl_eval_every
+    student = stages.derive(cfg, by["distill_sft"], tmp_path)
+    assert (student.job, student.model.source, student.train.steps) == ("sft", "base_small", 77)
+    assert student.optim.lr == 2e-3 and student.optim.min_lr == pytest.approx(2e-4)
+    assert student.sft.data == str(tmp_path / "traces" / "samples.jsonl")
+    onp = stages.derive(cfg, by["distill_onpolicy"], tmp_path)
+    assert onp.algo.advantage == "onpolicy_distill" and onp.teacher.source == "run"
+    assert onp.teacher.path == str(tmp_path / "pure_rl") and onp.model.source == "base_small"
+    assert cfg.job == "rl" and cfg.model.source == "base"  # the routes config is not changed
+
+
+def test_an_unknown_override_key_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no config key train.stepz"):
+        stages.derive(Config(), stages.Stage("x", "rl", {"train.stepz": 3}), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: setattr(c.routes, "routes", ["pure_rl", "nope"]), "unknown"),
+        (lambda c: setattr(c.routes, "sample_n", 0), "routes.sample_n"),
+        (lambda c: setattr(c.routes, "target", 1.5), "routes.target"),
+        (lambda c: setattr(c.train, "resume", "/x"), "train.resume"),
+        (lambda c: setattr(c.eval, "n_problems", 0), "eval.n_problems"),
+    ],
+)
+def test_bad_routes_settings_fail_before_any_stage_runs(change, message):
+    cfg = Config()
+    change(cfg)
+    with pytest.raises(ConfigError, match=message):
+        stages.check(cfg)
+
+
+def write_rl_stage(d, lengths, evals, P=2, G=3, step_s=0.5, opt=2.0):
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(
+        yaml.safe_dump({"train": {"prompts_per_step": P}, "algo": {"group_size": G}})
+    )
+    rows = [{"step": 0, "eval/greedy_acc": evals[0]}]
+    for i, n in enumerate(lengths, 1):
+        rows.append(
+            {
+                "step": i,
+                "rollout/length_mean": n,
+                "perf/step_s": step_s,
+                "train/optimizer_steps": opt,
+            }
+        )
+        if i in evals:
+            rows.append({"step": i, "eval/greedy_acc": evals[i]})
+    (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_an_rl_stage_is_charged_its_rollout_tokens_steps_and_seconds(tmp_path):
+    write_rl_stage(tmp_path / "s", [10.0, 20.0, 30.0], {0: 0.1, 2: 0.6, 3: 0.9})
+    s = compute.stage_spent(tmp_path / "s", "rl", {})
+    assert s.tokens == pytest.approx((10 + 20 + 30) * 6)  # length_mean x P x G per step
+    assert (s.optimizer_steps, s.seconds) == (6.0, 1.5)
+    assert s.curve == [(0, 0.0, 0.0, 0.1), (2, 180.0, 1.0, 0.6), (3, 360.0, 1.5, 0.9)]
+    assert compute.steps_to(s.curve, 0.6) == 2 and compute.steps_to(s.curve, 0.95) is None
+    assert compute.steps_to(s.curve, 0.05) == 0
+
+
+def test_a_sampling_stage_is_charged_its_generated_tokens():
+    s = compute.stage_spent(None, "sample", {"generated_tokens": 1234, "seconds": 7.5})
+    assert (s.tokens, s.seconds, s.optimizer_steps) == (1234.0, 7.5, 0.0)
+
+
+def fake_metrics(greedy):
+    keys = {
+        "greedy_acc": greedy,
+        "pass@1": greedy / 2,
+        "maj@4": greedy,
+        "best_of_4": 1.0,
+        "beam_acc": greedy,
+        "format_rate": 0.5,
+        "length_mean": 9.0,
+    }
+    return {f"eval/tiny/{k}": v for k, v in keys.items()}
+
+
+def test_routes_json_charges_each_route_for_the_stages_it_needs(tmp_path):
+    cfg = routes_cfg(routes=["base", "pure_rl", "distill_onpolicy"], target=0.9)
+    write_rl_stage(tmp_path / "pure_rl", [10.0, 10.0], {0: 0.1, 1: 0.5, 2: 0.8})
+    write_rl_stage(tmp_path / "distill_onpolicy", [5.0], {0: 0.0, 1: 0.9})
+    evals = {
+        "base": fake_metrics(0.1),
+        "pure_rl": fake_metrics(0.8),
+        "distill_onpolicy": fake_metrics(0.9),
+    }
+    result = table.build(cfg, tmp_path, {"pure_rl": {}, "distill_onpolicy": {}}, evals)
+    r = result["routes"]
+    assert r["base"]["tokens"] == 0 and r["base"]["rl_steps_to_0.9"] is None
+    assert r["pure_rl"]["tokens"] == 120 and r["pure_rl"]["optimizer_steps"] == 4
+    assert r["pure_rl"]["rl_steps_to_0.9"] is None and r["pure_rl"]["rl_steps_to_pure_rl"] == 2
+    assert r["distill_onpolicy"]["tokens"] == 120 + 30  # the teacher's RL is charged too
+    assert r["distill_onpolicy"]["rl_steps_to_0.9"] == 1
+    assert r["distill_onpolicy"]["stages"] == ["pure_rl", "distill_onpolicy"]
+    assert r["pure_rl"]["greedy"] == 0.8 and r["pure_rl"]["maj@4"] == 0.8
+    md = table.markdown(result, 4, None)
+    assert "| distill_onpolicy | 0.900 |" in md
+
+
+def test_run_stages_skips_stages_that_finished_and_redoes_one_cut_short(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_job(job):
+        def run(cfg, arm):
+            calls.append(arm)
+            d = tmp_path / arm
+            d.mkdir(parents=True, exist_ok=True)
+            name = "sample.json" if job == "sample" else "summary.json"
+            (d / name).write_text(json.dumps({"stage": arm}))
+            return {"stage": arm}
+
+        return run
+
+    import experiments.jobs as jobs
+
+    monkeypatch.setattr(jobs, "get_job", fake_job)
+    cfg = routes_cfg(routes=["distill_sft"])
+    (tmp_path / "pure_rl").mkdir()
+    (tmp_path / "pure_rl" / "summary.json").write_text(json.dumps({"stage": "old"}))
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "partial.txt").write_text("cut short")
+    done = stages.run_stages(cfg, tmp_path, say=lambda *a: None)
+    assert calls == ["traces", "distill_sft"]
+    assert done["pure_rl"] == {"stage": "old"}
+    assert not (tmp_path / "traces" / "partial.txt").exists()
