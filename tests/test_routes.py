@@ -172,3 +172,24 @@ def test_run_stages_skips_stages_that_finished_and_redoes_one_cut_short(tmp_path
     assert calls == ["traces", "distill_sft"]
     assert done["pure_rl"] == {"stage": "old"}
     assert not (tmp_path / "traces" / "partial.txt").exists()
+
+
+def test_the_report_averages_each_route_over_seeds_with_a_t_interval(tmp_path):
+    from experiments.report.routes import routes_markdown, write_routes_comparison
+
+    for seed, (g, steps) in enumerate([(0.8, 10), (0.9, None), (1.0, 20)], 1):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        route = {"greedy": g, "maj@4": g, "rl_steps_to_0.95": steps, "tokens": 100 * seed}
+        route.update({"optimizer_steps": 5, "seconds": 1.0, "stages": ["pure_rl"]})
+        (d / "routes.json").write_text(json.dumps({"routes": {"pure_rl": route}, "seed": seed}))
+    result = write_routes_comparison([tmp_path], tmp_path / "out")
+    row = result["routes"]["pure_rl"]
+    assert result["metrics"] == ["greedy", "maj@4"]
+    assert row["greedy"]["mean"] == pytest.approx(0.9) and row["greedy"]["n"] == 3
+    # t(0.975, 2) = 4.303; std 0.1; half-width 4.303 * 0.1 / sqrt(3)
+    assert row["greedy"]["ci"] == pytest.approx(4.3027 * 0.1 / 3**0.5, rel=1e-3)
+    assert row["rl_steps_to_0.95"]["mean"] == 15 and row["rl_steps_to_0.95"]["reached"] == 2
+    assert row["tokens"]["mean"] == 200
+    assert "| pure_rl | 0.900 ± 0.248 |" in routes_markdown(result)
+    assert (tmp_path / "out" / "routes_comparison.md").is_file()

@@ -257,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{_pm(a['final']['eval/greedy_acc'])}"
         )
     print(f"[rlreason-report] wrote {result['out']}/comparison.md")
+    from experiments.report.routes import write_routes_comparison
+
+    if write_routes_comparison(args.runs, Path(result["out"])) is not None:
+        print(f"[rlreason-report] wrote {result['out']}/routes_comparison.md")
     return 0
 
 
