@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+from experiments.run_dirs import load_run_config  # noqa: F401  (re-exported)
 from rlreason.config import Config, ConfigError, LoRAConfig, ModelConfig
 
 
@@ -105,18 +106,3 @@ def _short_value(override: str) -> str:
     """`key=/a/b/name` -> `key=name`: a path value is known by its last component."""
     key, eq, value = override.partition("=")
     return f"{key}{eq}{value.rstrip('/').rsplit('/', 1)[-1]}" if "/" in value else override
-
-
-def load_run_config(run_dir: Path, key: str) -> Config:
-    """A run's saved `config.yaml` merged onto the schema (its env's typed node included)."""
-    from omegaconf import OmegaConf
-
-    from experiments.schema import env_node
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{key}={run_dir}: no config.yaml there (not a run directory?)")
-    saved = OmegaConf.load(path)
-    schema = OmegaConf.structured(Config)
-    schema.env = OmegaConf.structured(env_node(saved.get("env", {}).get("name", "arithmetic")))
-    return OmegaConf.to_object(OmegaConf.merge(schema, saved))

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -73,10 +75,18 @@ def _hf(cfg):
 def _run(cfg):
     """A run directory's latest policy (an SFT or RL run), adapters folded into the weights: the
     start of a next stage (SFT cold start, then RL), which may add adapters of its own."""
-    from experiments.teacher import load_run_policy
-    from rlreason.model.lora import fold_lora
+    from experiments.run_dirs import load_run_config
+    from rlreason.checkpoint import latest_checkpoint, load_trainable
+    from rlreason.model.lora import apply_lora, fold_lora
 
-    model, tokenizer, _ = load_run_policy(_need_path(cfg), cfg.device)
+    run_dir = Path(_need_path(cfg))
+    saved = load_run_config(run_dir, "model.path")
+    torch.manual_seed(saved.seed)  # as the run did: the same scratch base weights
+    model, tokenizer = build_model(dataclasses.replace(saved.model, device=cfg.device))
+    if saved.lora.enabled:
+        lo = saved.lora
+        apply_lora(model, lo.rank, lo.alpha, tuple(lo.targets), lo.dropout, lo.rslora)
+    load_trainable(model, latest_checkpoint(run_dir) / "trainable.safetensors")
     return fold_lora(model).requires_grad_(True), tokenizer
 
 

@@ -17,6 +17,6 @@ Compute is charged inclusively: a route spends what its own stages spent plus th
 Not here: the stages' own work (experiments/train.py, sft.py, sample.py, eval.py).
 """
 
-from experiments.routes.stages import run
+from experiments.routes.job import run
 
 __all__ = ["run"]

@@ -8,7 +8,8 @@ pure_rl), sft_cold (the base on the traces), sft_rl (RL from sft_cold), distill_
 on the traces), distill_onpolicy (the student, taught token by token by pure_rl), then one
 evaluation per route.
 
-Not here: what a stage does (its job), the tables (table.py), compute accounting (compute.py).
+Not here: what a stage does (its job), the job that runs the routes (job.py), the tables
+(table.py), compute accounting (compute.py).
 """
 
 from __future__ import annotations
@@ -176,29 +177,3 @@ def run_stages(cfg: Config, root: Path, say=print) -> dict[str, dict]:
         summary.setdefault("wall_seconds", time.perf_counter() - t0)
         done[stage.name] = summary
     return done
-
-
-def run(cfg: Config, arm: str = "") -> dict:
-    """The job: every stage, one evaluation per route, then routes.md / routes.json."""
-    from experiments.build import run_directory
-    from experiments.routes.evaluate import evaluate_routes
-    from experiments.routes.table import write_routes
-
-    check(cfg)
-    root = run_directory(cfg, arm)
-    root.mkdir(parents=True, exist_ok=True)
-    _write_config(cfg, root)
-    t0 = time.perf_counter()
-    stages = run_stages(cfg, root)
-    evals = evaluate_routes(cfg, root)
-    result = write_routes(cfg, root, stages, evals)
-    print(f"[rlreason] routes in {time.perf_counter() - t0:.0f}s: {root / 'routes.md'}")
-    return result
-
-
-def _write_config(cfg: Config, root: Path) -> None:
-    from omegaconf import OmegaConf
-
-    path = root / "config.yaml"
-    if not path.is_file():
-        path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
