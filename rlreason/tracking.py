@@ -80,6 +80,8 @@ class ConsoleLogger(NullLogger):
         "policy/kl",
         "policy/entropy",
         "policy/grad_norm",
+        "sft/loss",
+        "distill/reverse_kl",
         "lr",
         "perf/tokens_per_s",
     )
@@ -91,10 +93,15 @@ class ConsoleLogger(NullLogger):
         evals = {
             k: v
             for k, v in metrics.items()
-            if k.startswith("eval/") and "/difficulty/" not in k and not k.endswith(("_lo", "_hi"))
+            if (k.startswith("eval/") or k == "sft/eval_loss")
+            and "/difficulty/" not in k
+            and not k.endswith(("_lo", "_hi"))
         }
         if evals:
-            body = " ".join(f"{k[5:]}={v:.3f}" for k, v in sorted(evals.items()))
+            body = " ".join(
+                f"{k.removeprefix('eval/').removeprefix('sft/')}={v:.3f}"
+                for k, v in sorted(evals.items())
+            )
             print(f"[eval step {step}] {body}", file=self.stream, flush=True)
         if step % self.every == 0 and any(k in metrics for k in self.KEYS):
             body = " ".join(
