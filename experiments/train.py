@@ -57,6 +57,18 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     validate(cfg, dist.world)
     for note in resolve_schedule(cfg):
         say(f"[rlreason] {note}")
+    wants_teacher = get_estimator(cfg.algo.advantage).needs_teacher
+    if wants_teacher and cfg.teacher.source == "none":  # before any model loads
+        raise ConfigError(
+            f"algo.advantage={cfg.algo.advantage} scores the student's samples with a teacher: "
+            "set teacher.source=run teacher.path=<run dir>, or a model (teacher.source=base, "
+            "local or hf with teacher.path=<model dir>)"
+        )
+    if not wants_teacher and cfg.teacher.source != "none":
+        say(
+            f"[rlreason] note: teacher.source={cfg.teacher.source} is not used by "
+            f"algo.advantage={cfg.algo.advantage}; not loading it"
+        )
     cfg.reward = configured_rewards(cfg.reward)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -68,6 +80,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     say(f"[rlreason] {count_parameters(model)}" + (f" x {dist.world} ranks" * (dist.world > 1)))
     render = bind_render(template, tokenizer, env.train[0])
     check_lengths(cfg, model, tokenizer, render, env)
+    teacher = build_teacher(cfg, model, tokenizer, render, env, say) if wants_teacher else None
     run_dir = run_directory(cfg, arm, dist)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = None
@@ -102,12 +115,38 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
         logger,
         reference=reference,
         value_head=value_head,
+        teacher=teacher,
         dist=dist,
     )
     if cfg.train.resume:
         trainer.resume(run_dir)
         say(f"[rlreason] resumed {run_dir} at step {trainer.step}")
     return trainer
+
+
+def build_teacher(cfg: Config, model, tokenizer, render, env, say=print):
+    """The frozen teacher of `teacher.*` on the student's device (experiments/teacher.py), checked
+    to tokenize a rendered train prompt plus a completion-like tail as the student does and to
+    fit every prompt plus `sampling.max_new_tokens` in its context. Not saved in checkpoints: a
+    resumed run loads it again from its config."""
+    import dataclasses
+
+    from experiments.teacher import check_same_tokenizer, load_teacher
+    from rlreason.model.lora import count_parameters
+
+    device = str(next(model.parameters()).device)
+    teacher, teacher_tok, info = load_teacher(
+        cfg.teacher, dataclasses.replace(cfg.model, device=device)
+    )
+    probe = render(env.train[0]) + " <think>1+2</think> <answer>3</answer>"
+    check_same_tokenizer(tokenizer, teacher_tok, probe)
+    check_lengths(cfg, teacher, tokenizer, render, env)
+    where = info.get("run_dir") or info.get("path") or "built-in"
+    say(
+        f"[rlreason] teacher: {info['source']} ({where}), {info['dtype']}, "
+        f"{count_parameters(teacher).total:,} frozen parameters on {device}"
+    )
+    return teacher
 
 
 def check_splits(cfg: Config, env) -> None:
@@ -243,14 +282,18 @@ def arm_name(overrides: list[str]) -> str:
     return ",".join(o for o in overrides if not o.lstrip("+~").startswith(skip))
 
 
-def _hydra_main(cfg) -> None:
+def _hydra_main(cfg, job: str | None = None) -> None:
+    """Run `job` (None: the config's `job`) with errors reported per rank."""
+    from experiments.jobs import get_job
+
     me = distributed.from_env()
     tag = f"[rlreason rank {me.rank}]" if me.world > 1 else "[rlreason]"
     try:
         cfg, overrides = _to_config(cfg), _overrides()
+        cfg.job = job or cfg.job
         if not cfg.train.resume:
             cfg.log.overrides = overrides
-        run(cfg, arm_name(overrides))
+        get_job(cfg.job)(cfg, arm_name(overrides))
     except ConfigError as e:
         print(f"{tag} {e}", file=sys.stderr)
         sys.exit(2)
@@ -264,15 +307,22 @@ def _hydra_main(cfg) -> None:
         sys.exit(1)
 
 
-def main() -> None:
+def hydra_app(config_name: str = "config", job: str | None = None) -> None:
+    """Run the Hydra app over conf/<config_name>.yaml; `job` fixes the job (else `cfg.job`)."""
+    import functools
+
     import hydra
 
     from experiments.schema import register
 
     register()  # the schema: Config and one node per env
     conf = str(Path(__file__).resolve().parent / "conf")  # absolute: works from any cwd
-    app = hydra.main(config_path=conf, config_name="config", version_base=None)(_hydra_main)
-    app()
+    task = functools.wraps(_hydra_main)(functools.partial(_hydra_main, job=job))
+    hydra.main(config_path=conf, config_name=config_name, version_base=None)(task)()
+
+
+def main() -> None:
+    hydra_app()
 
 
 if __name__ == "__main__":

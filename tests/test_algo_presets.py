@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 import rlreason.rl.losses as losses_mod
+import rlreason.rl.trainer as trainer_mod
 from rlreason.rl.advantages import get_estimator
 from tests.test_wiring import make_trainer, spy_total_loss
 
@@ -35,6 +36,10 @@ def test_each_algorithm_preset_trains_two_steps_with_its_defining_settings(
         return loss, stats
 
     monkeypatch.setattr(losses_mod, "policy_loss", policy_spy)
+    preps, real_prepare = [], trainer_mod.prepare
+    monkeypatch.setattr(
+        trainer_mod, "prepare", lambda *a, **k: preps.append(real_prepare(*a, **k)) or preps[-1]
+    )
     before = [p.detach().clone() for p in trainer.policy.trainable()]
     for step in (1, 2):
         metrics = trainer.train_step(step)
@@ -48,7 +53,11 @@ def test_each_algorithm_preset_trains_two_steps_with_its_defining_settings(
     # the preset's estimator made the advantages the update used
     batch, est = trainer.last_batch, get_estimator(a.advantage)
     if not est.needs_value:
-        want, _ = est(batch.rewards, batch.mask, None, a)
+        p = preps[-1]  # the teacher's and the student's log-probs of the last batch
+        logps = (
+            {"teacher": p.teacher_logp, "student": p.student_logp} if est.needs_teacher else None
+        )
+        want, _ = est(batch.rewards, batch.mask, None, a, logps)
         assert torch.allclose(batch.adv, want)
     else:
         assert batch.adv.shape == batch.mask.shape and "loss/value" in metrics

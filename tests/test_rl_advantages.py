@@ -128,8 +128,10 @@ def test_every_registry_entry_takes_rewards_mask_values_and_algo_and_gae_places_
     algo = SimpleNamespace(group_size=2, gamma=1.0, lam=1.0)
     rewards, mask = torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     values = torch.zeros(2, 3)
+    logps = {"teacher": torch.zeros(2, 3), "student": torch.zeros(2, 3)}
     for name, est in ADVANTAGES.items():
-        adv, returns = est(rewards, mask, values if est.needs_value else None, algo)
+        value, logp = values if est.needs_value else None, logps if est.needs_teacher else None
+        adv, returns = est(rewards, mask, value, algo, logp)
         assert adv.shape[0] == 2 and torch.isfinite(adv).all(), name
     adv, returns = get_estimator("gae")(rewards, mask, values, algo)
     # gamma = lam = 1, values 0: every valid token's advantage is the outcome reward

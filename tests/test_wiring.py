@@ -20,6 +20,7 @@ from rlreason.config import Config
 from rlreason.model.gpt import GPT, GPTConfig
 from rlreason.model.lora import apply_lora
 from rlreason.model.tokenizer import CharTokenizer
+from rlreason.rl.advantages import get_estimator
 from rlreason.rl.logprobs import pack, token_logprobs
 from rlreason.rl.trainer import Trainer
 from rlreason.rl.update import prepare
@@ -75,6 +76,10 @@ def make_trainer(tmp_path, tasks=None, lora=False, **algo) -> Trainer:
         from rlreason.rl.value import ValueHead
 
         value_head = ValueHead(32)
+    teacher = None
+    if get_estimator(cfg.algo.advantage).needs_teacher:  # a second GPT of another seed
+        torch.manual_seed(1)
+        teacher = GPT(model.config).requires_grad_(False)
     return Trainer(
         cfg,
         model,
@@ -88,6 +93,7 @@ def make_trainer(tmp_path, tasks=None, lora=False, **algo) -> Trainer:
         NullLogger(),
         reference=reference,
         value_head=value_head,
+        teacher=teacher,
     )
 
 

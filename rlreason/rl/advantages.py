@@ -1,16 +1,20 @@
 """Advantage estimators: turn rewards (and, for PPO, values) into advantages.
 
 Every registry entry (``ADVANTAGES``) has one signature, ``(rewards (B,), mask (B,T), values,
-algo) -> (adv, returns)``; rows are prompt-major (prompt 0's G samples first). Outcome estimators
-are plain ``fn(rewards, G) -> adv (B,)`` wrapped by ``outcome``: ``grpo`` (group mean and the
-unbiased std, as TRL), ``dr_grpo`` (mean only), ``rloo`` (leave-one-out), ``reinforce_pp_baseline``
-(REINFORCE++ with a group baseline: centre per group, divide by the batch std) and ``reinforce_pp``
-(plain REINFORCE++: whiten over the batch). ``gae`` puts the outcome reward on the last valid token
-and runs GAE over the valid tokens (terminal after the last; masked positions get 0).
+algo, token_logp=None) -> (adv, returns)``; rows are prompt-major (prompt 0's G samples first).
+``token_logp`` is None except for estimators with ``needs_teacher``: then a dict of detached (B,T)
+log-probs of the sampled tokens, ``{"teacher": ..., "student": ...}``; the others ignore it.
+Outcome estimators are plain ``fn(rewards, G) -> adv (B,)`` wrapped by ``outcome``: ``grpo``
+(group mean and the unbiased std, as TRL), ``dr_grpo`` (mean only), ``rloo`` (leave-one-out),
+``reinforce_pp_baseline`` (REINFORCE++ with a group baseline: centre per group, divide by the
+batch std) and ``reinforce_pp`` (plain REINFORCE++: whiten over the batch). ``gae`` puts the
+outcome reward on the last valid token and runs GAE over the valid tokens (terminal after the
+last; masked positions get 0). ``onpolicy_distill`` (rl/distill.py): per-token teacher minus
+student log-prob, pure distillation (the reward is logged, not used).
 Choices: a group whose rewards are all equal gets exactly 0; group estimators need G >= 2.
 Departure (REINFORCE++): whitening is over sequences, not length-weighted tokens as in OpenRLHF,
 and KL is a loss term (losses.py), not a per-token reward.
-Not here: value models, advantage whitening for PPO.
+Not here: value models, advantage whitening for PPO, the teacher pass (update.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rlreason.rl.distill import reverse_kl_advantage
 from rlreason.rl.losses import check_bt
 
 # ----------------------------------------------------------------------------- checks and groups
@@ -187,35 +192,64 @@ def advantage_metrics(adv: Tensor, mask: Tensor) -> dict[str, float]:
 # ----------------------------------------------------------------------------- registry
 
 Estimate = tuple[Tensor, "Tensor | None"]  # (adv (B,) or (B,T), returns (B,T) or None)
+TokenLogp = dict[str, Tensor]  # {"teacher": (B,T), "student": (B,T)}, detached
 
 
 @dataclass(frozen=True)
 class AdvantageEstimator:
     """A registry entry with the one signature every estimator has:
-    ``estimate(rewards (B,), mask (B,T), values (B,T) | None, algo) -> (adv, returns | None)``,
-    where ``algo`` carries ``group_size``, ``gamma`` and ``lam``. ``needs_value``: the trainer
-    builds a value head and passes its (old) values; ``grouped``: rows come in groups of G >= 2."""
+    ``estimate(rewards (B,), mask (B,T), values (B,T) | None, algo, token_logp=None) -> (adv,
+    returns | None)``, where ``algo`` carries ``group_size``, ``gamma`` and ``lam``.
+    ``needs_value``: the trainer builds a value head and passes its (old) values;
+    ``needs_teacher``: the trainer runs a frozen teacher and passes ``token_logp``;
+    ``grouped``: rows come in groups of G >= 2."""
 
     name: str
-    estimate: Callable[[Tensor, Tensor, Tensor | None, object], Estimate]
+    estimate: Callable[..., Estimate]
     needs_value: bool = False
     grouped: bool = True
+    needs_teacher: bool = False
 
-    def __call__(self, rewards: Tensor, mask: Tensor, values: Tensor | None, algo) -> Estimate:
-        return self.estimate(rewards, mask, values, algo)
+    @property
+    def per_row(self) -> bool:
+        """A row's advantages depend on that row alone (its values or token log-probs), so
+        data-parallel ranks compute their own rows; else they need the global rewards."""
+        return self.needs_value or self.needs_teacher
+
+    def __call__(
+        self,
+        rewards: Tensor,
+        mask: Tensor,
+        values: Tensor | None,
+        algo,
+        token_logp: TokenLogp | None = None,
+    ) -> Estimate:
+        return self.estimate(rewards, mask, values, algo, token_logp)
 
 
 def outcome(name: str, fn: Callable[[Tensor, int], Tensor], grouped: bool = True):
     """Registry entry for an outcome estimator ``fn(rewards (B,), G) -> adv (B,)``."""
     return AdvantageEstimator(
-        name, lambda r, mask, values, algo: (fn(r, algo.group_size), None), grouped=grouped
+        name,
+        lambda r, mask, values, algo, token_logp=None: (fn(r, algo.group_size), None),
+        grouped=grouped,
     )
 
 
-def _gae_estimate(rewards: Tensor, mask: Tensor, values: Tensor | None, algo) -> Estimate:
+def _gae_estimate(rewards, mask, values, algo, token_logp=None) -> Estimate:
     if values is None:
         raise ValueError("gae needs the value head's old values (B, T)")
     return gae(place_outcome_rewards(rewards, mask), values, mask, algo.gamma, algo.lam)
+
+
+def _distill_estimate(rewards, mask, values, algo, token_logp=None) -> Estimate:
+    """Reverse-KL per-token advantages; `rewards` are not used (pure distillation)."""
+    if not token_logp or not {"teacher", "student"} <= token_logp.keys():
+        raise ValueError(
+            "onpolicy_distill needs token_logp={'teacher': (B, T), 'student': (B, T)}: "
+            "pass a teacher to the Trainer"
+        )
+    return reverse_kl_advantage(token_logp["teacher"], token_logp["student"], mask), None
 
 
 ADVANTAGES: dict[str, AdvantageEstimator] = {
@@ -227,6 +261,9 @@ ADVANTAGES: dict[str, AdvantageEstimator] = {
         outcome("reinforce_pp_baseline", reinforce_pp_baseline),
         outcome("reinforce_pp", reinforce_pp, grouped=False),
         AdvantageEstimator("gae", _gae_estimate, needs_value=True, grouped=False),
+        AdvantageEstimator(
+            "onpolicy_distill", _distill_estimate, grouped=False, needs_teacher=True
+        ),
     )
 }
 

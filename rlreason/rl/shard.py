@@ -7,7 +7,8 @@ local rows are; with that:
 - dynamic sampling (`keep_groups`) decides which groups survive from every rank's flat-group flags,
   round by round in global group order, and caps the global list at P, as one process does;
 - advantages (`advantages`) are computed on the gathered global reward vector for the outcome
-  estimators (batch-whitened ones included), per row for GAE;
+  estimators (batch-whitened ones included), per row for the `per_row` ones (GAE from the row's
+  values, on-policy distillation from the row's teacher and student log-probs);
 - the update (`Shard`, passed to rl/update.py) forms the global mini-batches from one global
   permutation, sums the LossNorm counts (so each rank's loss is its share of the global loss), sums
   the gradients (then clipping and AdamW see the single-process gradient) and sums the additive
@@ -67,13 +68,14 @@ def kept_rows(kept: list[tuple[int, int]], lo: int, hi: int, G: int, cap: int) -
     return Rows(rows, cap * G)
 
 
-def advantages(estimator, batch, values, algo, dist, rows: Rows):
-    """(adv, returns, advantage metrics) of the local rows, equal to one process's rows."""
+def advantages(estimator, batch, values, algo, dist, rows: Rows, token_logp=None):
+    """(adv, returns, advantage metrics) of the local rows, equal to one process's rows.
+    `token_logp`: the local rows' {"teacher", "student"} (B, T) log-probs, or None."""
     if dist.world == 1:
-        adv, returns = estimator(batch.rewards, batch.mask, values, algo)
+        adv, returns = estimator(batch.rewards, batch.mask, values, algo, token_logp)
         return adv, returns, advantage_metrics(adv, batch.mask)
-    if estimator.needs_value:  # GAE: per row, from the row's own values
-        adv, returns = estimator(batch.rewards, batch.mask, values, algo)
+    if estimator.per_row:  # GAE, distillation: per row, from the row's own tensors
+        adv, returns = estimator(batch.rewards, batch.mask, values, algo, token_logp)
         return adv, returns, _reduced_adv_metrics(dist, adv[batch.mask > 0])
     parts = dist.all_gather((rows.global_rows, batch.rewards.tolist()))
     rewards = torch.zeros(rows.total, dtype=batch.rewards.dtype)  # (B_global,)

@@ -15,6 +15,9 @@ describe the first round (the current policy, unselected).
 Data-parallel under torchrun (`dist`, rlreason/distributed.py): each rank runs its slice of every
 step's prompts and the reductions of rl/shard.py, so N ranks compute the step one process computes
 for the same global batch; rank 0 alone logs and writes the run's files.
+On-policy distillation (`algo.advantage=onpolicy_distill`, rl/distill.py) takes a frozen `teacher`:
+`prepare` scores each batch with it, the advantages are per token; it is never trained or saved
+(a resumed run reloads it from config). A teacher with another estimator only logs `distill/*`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from rlreason.rl.advantages import get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
 from rlreason.rl.batch import RolloutBatch, concat
 from rlreason.rl.losses import truncation_mask
+from rlreason.rl.progress import progress
 from rlreason.rl.timing import STEP_PHASES, PhaseClock
 from rlreason.rl.update import Forward, Policy, prepare, update
 from rlreason.sampling.engine import generate
@@ -60,6 +64,7 @@ class Trainer:
     logger: Any
     reference: torch.nn.Module | None = None  # frozen copy when training all weights (KL)
     value_head: torch.nn.Module | None = None  # PPO (gae) only
+    teacher: torch.nn.Module | None = None  # frozen, on-policy distillation (needs_teacher)
     dist: Dist = field(default_factory=Dist)  # this process among the data-parallel ranks
     step: int = 0
     data_pos: int = 0
@@ -71,7 +76,7 @@ class Trainer:
         c = self.cfg
         params = torch.nn.ModuleList([self.model] + ([self.value_head] if self.value_head else []))
         self.optimizer = build_adamw(params, c.optim.lr, c.optim.weight_decay, tuple(c.optim.betas))
-        self.policy = Policy(self.model, self.value_head, self.reference)
+        self.policy = Policy(self.model, self.value_head, self.reference, self.teacher)
         self.fwd = Forward(
             self.tokenizer.pad_id,
             c.sampling.temperature,
@@ -80,6 +85,8 @@ class Trainer:
             c.algo.logprob_chunk,
         )
         self.estimator = get_estimator(c.algo.advantage)
+        if self.estimator.needs_teacher and self.teacher is None:
+            raise ValueError(f"algo.advantage={c.algo.advantage} needs a teacher model")
         self.stop_strings = tuple(self.stop_strings)  # matched on decoded text
         self.scaler = loss_scaler(self.model)  # float16 compute only
         self.alarm = CollapseAlarm()
@@ -112,13 +119,17 @@ class Trainer:
         metrics["lr"] = self.schedule_lr(step)
         if batch is None:  # every group was flat: nothing to learn from
             return {**metrics, "train/skipped_updates": 1.0, **clock.metrics()}
-        # 3. old and reference log-probs (and PPO's old values), without grad
+        # 3. old and reference log-probs (PPO's old values, the teacher's), without grad
         with clock("ref"):
             prep = prepare(self.policy, batch, a, self.fwd)
         prep.metrics = shard.token_weighted(self.dist, prep.metrics, float(batch.mask.sum()))
-        # 4. advantages: one signature for every estimator, GAE included (global rewards)
+        # 4. advantages: one signature for every estimator (global rewards; GAE and distillation
+        # per row, from the row's values or its teacher and student log-probs)
+        logps = None
+        if prep.teacher_logp is not None:
+            logps = {"teacher": prep.teacher_logp, "student": prep.student_logp}
         batch.adv, batch.returns, adv_m = shard.advantages(
-            self.estimator, batch, prep.old_values, a, self.dist, self.rows
+            self.estimator, batch, prep.old_values, a, self.dist, self.rows, logps
         )
         metrics.update({**adv_m, **prep.metrics})
         # 5. the update: epochs x mini-batches of clipped-surrogate AdamW steps
@@ -312,7 +323,7 @@ class Trainer:
         if self.step == 0 and c.eval.n_problems > 0:
             history["before"] = self.evaluate()
             self.logger.log(history["before"], step=0)
-        bar = _progress(c.train.progress and self.dist.is_main, self.step, last)
+        bar = progress(c.train.progress and self.dist.is_main, self.step, last)
         try:
             while self.step < last:
                 metrics = self.train_step(self.step + 1)
@@ -375,22 +386,3 @@ class Trainer:
         self.logger.log_table(
             "samples", ["prompt", "completion", "reward"] + names, rows, self.step
         )
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix(self, **kw):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(enabled: bool, start: int, total: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc="rl", dynamic_ncols=True, leave=True)

@@ -4,16 +4,21 @@
 off-policy, i.e. epochs > 1 or several mini-batches; otherwise the first forward's own detached
 log-probs are exact), reference log-probs (adapters disabled under LoRA, else the frozen copy)
 whenever KL is in the loss or logged, and PPO's old values; it also measures the sampler-vs-trainer
-log-prob mismatch. `update` runs `epochs` passes over seeded permutations of the rows,
-`minibatches` optimizer steps per pass, micro-batches cut by a token budget, gradient clipping and
-AdamW; a non-finite loss or gradient skips that optimizer step.
+log-prob mismatch. With a teacher (on-policy distillation, an estimator with `needs_teacher`)
+it also runs the frozen teacher (eval mode, the reference pass's packing, micro-batches and
+temperature) and takes the student's pre-update log-probs (the old log-probs when they are
+computed anyway, else one more no-grad pass), and logs `distill/*` (rl/distill.py).
+`update` runs `epochs` passes over seeded permutations of the rows, `minibatches` optimizer
+steps per pass, micro-batches cut by a token budget, gradient clipping and AdamW; a non-finite
+loss or gradient skips that optimizer step.
 
 Data-parallel ranks pass a `shard` (rl/shard.py: `Shard`): the permutation then runs over the
 GLOBAL rows and each rank takes its rows of every mini-batch (possibly none), the mini-batch's
 LossNorm counts are summed over ranks before the loss, and its gradients and additive stats after
 the micro-batch loop, so clipping and AdamW see the single-process gradient on every rank.
 
-The caller (the trainer) owns model, optimizer, reference and value head and passes them in.
+The caller (the trainer) owns model, optimizer, reference, teacher and value head and passes
+them in.
 Departures, stated: the value head reads the policy's trunk (shared trunk); GAE advantages are not
 whitened.
 """
@@ -29,6 +34,7 @@ import torch
 from rlreason.model.lora import disable_adapters, lora_modules
 from rlreason.optim import clip_gradients
 from rlreason.rl.batch import RolloutBatch, micro_batches
+from rlreason.rl.distill import distill_metrics
 from rlreason.rl.logprobs import pack, token_logprobs
 from rlreason.rl.losses import LossSettings, get_aggregation, total_loss
 from rlreason.rl.value import value_loss
@@ -36,11 +42,12 @@ from rlreason.rl.value import value_loss
 
 @dataclass(frozen=True)
 class Policy:
-    """What the update acts on: the model, its optional value head and KL reference."""
+    """What the update acts on: the model, its optional value head, KL reference and teacher."""
 
     model: torch.nn.Module
     value_head: torch.nn.Module | None = None
     reference: torch.nn.Module | None = None  # frozen copy when training all weights (KL)
+    teacher: torch.nn.Module | None = None  # frozen, on-policy distillation only (never trained)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -64,6 +71,8 @@ class Prepared:
     ref_logp: torch.Tensor | None  # (B, T)
     old_values: torch.Tensor | None  # (B, T)
     metrics: dict[str, float]
+    teacher_logp: torch.Tensor | None = None  # (B, T) distillation: the teacher's, 0 off the mask
+    student_logp: torch.Tensor | None = None  # (B, T) distillation: the pre-update student's
 
 
 def off_policy(algo) -> bool:
@@ -118,22 +127,37 @@ def reference_policy(policy: Policy):
 
 
 def prepare(policy: Policy, batch: RolloutBatch, algo, fwd: Forward) -> Prepared:
-    """Old log-probs (off-policy), reference log-probs (KL) and old values (PPO), without grad."""
+    """Old log-probs (off-policy), reference log-probs (KL), old values (PPO) and, with a
+    teacher, the teacher's and the student's log-probs (distillation), all without grad."""
     batch.check_devices(next(policy.model.parameters()).device)  # the batch sits with the model
     metrics: dict[str, float] = {}
-    old_logp = old_values = ref_logp = None
+    old_logp = old_values = ref_logp = student_logp = teacher_logp = None
     if off_policy(algo) or policy.value_head is not None:
-        was = policy.model.training
-        policy.model.eval()
-        old_logp, old_values = _no_grad_pass(policy.model, batch, fwd, policy.value_head)
-        policy.model.train(was)
+        old_logp, old_values = _student_pass(policy, batch, fwd, policy.value_head)
         metrics.update(mismatch_metrics(batch.sampler_logp, old_logp, batch.mask))
+        student_logp = old_logp
         old_logp = old_logp if off_policy(algo) else None
     if algo.kl_coef != 0 or (algo.log_kl and has_reference(policy)):
         ref_model, ctx = reference_policy(policy)
         with ctx:
             ref_logp, _ = _no_grad_pass(ref_model, batch, fwd)
-    return Prepared(old_logp, ref_logp, old_values, metrics)
+    if policy.teacher is not None:
+        if student_logp is None:  # on-policy update: no old pass ran, so run the student once
+            student_logp, _ = _student_pass(policy, batch, fwd)
+        policy.teacher.eval()
+        teacher_logp, _ = _no_grad_pass(policy.teacher, batch, fwd)  # (B, T)
+        metrics.update(distill_metrics(teacher_logp, student_logp, batch.mask))
+    return Prepared(old_logp, ref_logp, old_values, metrics, teacher_logp, student_logp)
+
+
+def _student_pass(policy: Policy, batch: RolloutBatch, fwd: Forward, value_head=None):
+    """(logp (B, T), values | None) of the live student in eval mode, without grad."""
+    was = policy.model.training
+    policy.model.eval()
+    try:
+        return _no_grad_pass(policy.model, batch, fwd, value_head)
+    finally:
+        policy.model.train(was)
 
 
 def update(
