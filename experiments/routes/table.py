@@ -103,10 +103,13 @@ def build(cfg: Config, root: Path, summaries: dict, evals: dict) -> dict:
     }
 
 
-def _fmt(v, digits=3) -> str:
+DIGITS = {"length": 1, "seconds": 1}  # accuracies: 3
+
+
+def _fmt(v, key: str = "") -> str:
     if v is None:
         return "-"
-    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+    return f"{v:.{DIGITS.get(key, 3)}f}" if isinstance(v, float) else str(v)
 
 
 def markdown(result: dict, k: int, plot: str | None) -> str:
@@ -135,7 +138,7 @@ def markdown(result: dict, k: int, plot: str | None) -> str:
         "|---|" + "---:|" * len(cols),
     ]
     for route, m in result["routes"].items():
-        lines.append(f"| {route} | " + " | ".join(_fmt(m[key]) for _, key in cols) + " |")
+        lines.append(f"| {route} | " + " | ".join(_fmt(m[key], key) for _, key in cols) + " |")
     lines += ["", "## Stages", "", "| stage | job | gen tokens | opt steps | seconds |"]
     lines.append("|---|---|---:|---:|---:|")
     for n, s in result["stages"].items():
@@ -145,6 +148,13 @@ def markdown(result: dict, k: int, plot: str | None) -> str:
     if plot:
         lines += ["", f"![accuracy vs compute]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _own_start(chain: list[str], route: str) -> int:
+    """Where a route's own stages begin in its chain: after the last stage that is another
+    route's result (`sft_rl`: after `pure_rl`, so its curve shows the cold start, then RL)."""
+    others = {v for k, v in ROUTE_STAGES.items() if v is not None and k != route}
+    return max((i + 1 for i, n in enumerate(chain) if n in others), default=0)
 
 
 def plot(result: dict, out: Path) -> str | None:
@@ -164,12 +174,16 @@ def plot(result: dict, out: Path) -> str | None:
             axes[0].axhline(m["greedy"] or 0, ls=":", lw=1, label=route, color="grey")
             axes[1].axhline(m["greedy"] or 0, ls=":", lw=1, color="grey")
             continue
-        base_t = sum(stages[n]["tokens"] for n in chain[:-1])
-        base_s = sum(stages[n]["seconds"] for n in chain[:-1])
-        curve = stages[chain[-1]]["curve"]
-        xs_t = [base_t + c[1] for c in curve]
-        xs_s = [base_s + c[2] for c in curve]
-        ys = [c[3] for c in curve]
+        xs_t, xs_s, ys = [], [], []
+        for i, n in enumerate(chain):
+            if i < _own_start(chain, route):
+                continue
+            base_t = sum(stages[m]["tokens"] for m in chain[:i])
+            base_s = sum(stages[m]["seconds"] for m in chain[:i])
+            for _, t, sec, acc in stages[n]["curve"]:
+                xs_t.append(base_t + t)
+                xs_s.append(base_s + sec)
+                ys.append(acc)
         axes[0].plot(xs_t, ys, marker=".", label=route)
         axes[1].plot(xs_s, ys, marker=".", label=route)
     axes[0].set_xlabel("generated tokens (inclusive)")
