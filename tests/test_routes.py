@@ -193,3 +193,89 @@ def test_the_report_averages_each_route_over_seeds_with_a_t_interval(tmp_path):
     assert row["tokens"]["mean"] == 200
     assert "| pure_rl | 0.900 ± 0.248 |" in routes_markdown(result)
     assert (tmp_path / "out" / "routes_comparison.md").is_file()
+
+
+TINY_ROUTES = [
+    "experiment=r1_routes_tiny",
+    "model=scratch",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.d_model=32",
+    "model.max_seq_len=64",
+    "routes.student=scratch",
+    "env.n_train=12",
+    "env.n_eval=4",
+    "train.steps=2",
+    "train.prompts_per_step=2",
+    "train.save_every=0",
+    "algo.group_size=2",
+    "sampling.max_new_tokens=10",
+    "routes.sample_n=2",
+    "routes.sample_problems=4",
+    "sample.accept=[]",  # a random model is never right: keep every trace
+    "routes.sft_steps=2",
+    "routes.distill_steps=2",
+    "routes.rl_eval_every=1",
+    "sft.batch_size=2",
+    "eval.n_problems=3",
+    "eval.beam_width=2",
+    "eval.n_boot=20",
+    "log.wandb.mode=disabled",
+]
+
+
+def compose_routes(*overrides):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.schema import register
+
+    conf = str((Path(__file__).parent.parent / "experiments" / "conf").resolve())
+    register()
+    with initialize_config_dir(conf, version_base=None):
+        return OmegaConf.to_object(compose("config", overrides=[*TINY_ROUTES, *overrides]))
+
+
+def test_the_routes_job_runs_every_stage_and_writes_the_documented_tables(tmp_path, capsys):
+    from experiments.jobs import get_job
+
+    cfg = compose_routes(f"log.run_dir={tmp_path / 'r'}")
+    assert cfg.job == "routes"
+    result = get_job("routes")(cfg, "")
+    root = tmp_path / "r"
+    saved = json.loads((root / "routes.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert list(saved["routes"]) == list(cfg.routes.routes)
+    for name, m in saved["routes"].items():
+        for key in ("greedy", "pass@1", "maj@4", "format"):
+            assert 0.0 <= m[key] <= 1.0, (name, key)
+        assert isinstance(m["tokens"], int) and isinstance(m["seconds"], float)
+        assert "rl_steps_to_0.95" in m
+    r = saved["routes"]
+    assert r["base"]["tokens"] == 0 and r["base"]["stages"] == []
+    assert r["pure_rl"]["optimizer_steps"] == 2 * 2  # 2 steps x 2 epochs
+    assert r["sft_rl"]["tokens"] > r["pure_rl"]["tokens"]  # it pays for pure_rl and the traces
+    assert r["distill_sft"]["rl_steps_to_0.95"] is None  # no RL in the route
+    traces = (root / "traces" / "samples.jsonl").read_text().splitlines()
+    assert traces and all({"prompt", "completion"} <= set(json.loads(x)) for x in traces)
+    onp = yaml.safe_load((root / "distill_onpolicy" / "config.yaml").read_text())
+    assert onp["algo"]["advantage"] == "onpolicy_distill"
+    assert onp["teacher"] == {**onp["teacher"], "source": "run", "path": str(root / "pure_rl")}
+    logged = (root / "distill_onpolicy" / "metrics.jsonl").read_text()
+    assert '"distill/reverse_kl"' in logged  # the teacher scored the student's tokens
+    md = (root / "routes.md").read_text()
+    assert md.count("\n| ") >= 6 + 6  # a row per route and per stage
+    assert (root / "routes_compute.png").read_bytes()[:4] == b"\x89PNG"
+    # the same command again reuses every stage and evaluation
+    capsys.readouterr()
+    get_job("routes")(compose_routes(f"log.run_dir={root}"), "")
+    out = capsys.readouterr().out
+    assert out.count("already ran") == 6 and "evaluating" not in out
+
+
+def test_own_stages_of_a_route_start_after_the_result_of_another_route():
+    chain = ["pure_rl", "traces", "sft_cold", "sft_rl"]
+    assert table._own_start(chain, "sft_rl") == 1
+    assert table._own_start(["pure_rl"], "pure_rl") == 0

@@ -11,10 +11,11 @@ Not here: the strategies (experiments/eval.py), the tables (table.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from rlreason.config import Config, EvalConfig, ModelConfig, WandbConfig
+from rlreason.config import Config, EvalConfig, WandbConfig
 
 
 def eval_config(cfg: Config, route: str, root: Path):
@@ -23,9 +24,9 @@ def eval_config(cfg: Config, route: str, root: Path):
     from experiments.schema import EvalAppConfig
 
     stage = ROUTE_STAGES[route]
-    source = {"base": cfg.model.source, "student_base": cfg.routes.student}.get(route, "base")
-    model = ModelConfig(source=source, path=cfg.model.path if route == "base" else None)
-    model.device, model.dtype = cfg.model.device, cfg.model.dtype
+    # the starting points are built as their stages build them (shape fields included)
+    student = dataclasses.replace(cfg.model, source=cfg.routes.student, path=None)
+    model = student if route == "student_base" else dataclasses.replace(cfg.model)
     e = cfg.eval
     return EvalAppConfig(
         model=model,
