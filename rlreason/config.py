@@ -55,6 +55,8 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: Optional[int] = None
     top_p: Optional[float] = None
+    max_batch_tokens: Optional[int] = None  # generation sub-batches: rows x (prompt + new) budget
+    merge_lora: bool = True  # fold adapters into the weights for the generation call (restored)
 
 
 @dataclass
