@@ -121,7 +121,8 @@ def load_run(run_dir: str | Path, require_config: bool = True) -> Run:
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories (those with a metrics.jsonl) named directly or found under the given paths."""
+    """Run directories named directly (with a metrics.jsonl) or found under the given paths (with a
+    metrics.jsonl and a config.yaml: an evaluation's output folder is not a run)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
@@ -129,7 +130,9 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
         inside = (
             [p]
             if (p / "metrics.jsonl").is_file()
-            else sorted(f.parent for f in p.rglob("metrics.jsonl"))
+            else sorted(  # a searched folder: runs hold a config.yaml (evaluations do not)
+                f.parent for f in p.rglob("metrics.jsonl") if (f.parent / "config.yaml").is_file()
+            )
         )
         if not inside:
             raise ReportError(f"{p}: no metrics.jsonl in it or below it (not a run directory?)")
