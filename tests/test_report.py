@@ -361,3 +361,15 @@ def test_ablation_recipe_sweeps_reward_arms_and_seeds_on_top_of_r1_zero_tiny():
     assert (
         lingual["env"]["name"] == "multilingual" and lingual["reward"]["language"]["weight"] == 0.0
     )
+
+
+def test_a_searched_folder_skips_evaluation_outputs_that_have_no_config(tmp_path):
+    from experiments.report.runs import find_runs
+
+    run, ev = tmp_path / "stage", tmp_path / "eval" / "route"
+    for d in (run, ev):
+        d.mkdir(parents=True)
+        (d / "metrics.jsonl").write_text('{"step": 0}\n')
+    (run / "config.yaml").write_text("seed: 0\n")
+    assert find_runs([tmp_path]) == [run]
+    assert find_runs([ev]) == [ev]  # named directly: taken as given
