@@ -78,3 +78,26 @@ def test_each_algorithm_preset_trains_two_steps_with_its_defining_settings(
         truncated = [fr == "length" for fr in batch.finish_reasons]
         assert any(truncated)
         assert all(float(batch.mask[i].sum()) == 0 for i, t in enumerate(truncated) if t)
+
+
+@pytest.mark.parametrize(
+    "overrides, group_size, epochs",
+    [
+        ([], 8, 2),  # the demo experiment's own settings
+        (["algo=ppo"], 1, 2),  # the preset wins over the experiment's algo keys
+        (["algo=ppo", "algo.group_size=4"], 4, 2),  # the command line wins over both
+        (["experiment=r1_zero_hf", "model.path=/x", "algo=ppo"], 1, 2),
+    ],
+)
+def test_an_algorithm_preset_overrides_the_experiment_and_the_cli_overrides_both(
+    overrides, group_size, epochs
+):
+    from hydra import compose, initialize_config_dir
+
+    from experiments.schema import register
+
+    conf = str((Path(__file__).parent.parent / "experiments" / "conf").resolve())
+    register()
+    with initialize_config_dir(conf, version_base=None):
+        cfg = compose("config", overrides=overrides)
+    assert (cfg.algo.group_size, cfg.algo.epochs) == (group_size, epochs)
