@@ -108,6 +108,7 @@ class TrainConfig:
     max_bad_steps: int = 3  # abort after this many non-finite steps in a row
     progress: bool = True
     threads: Optional[int] = None  # CPU threads; None: automatic (rlreason.threads)
+    parallel: str = "replicate"  # data-parallel weights: replicate (all-reduced grads) | fsdp2
 
 
 @dataclass
