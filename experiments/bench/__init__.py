@@ -1,6 +1,6 @@
 """`rlreason-bench <name> [args]`: one entry point for the benchmark scripts (they print numbers).
 
-Names: engine, math, sandbox, rewards, hf, step, sampler, contention. Each maps to
+Names: engine, math, sandbox, rewards, hf, step, sampler, contention, gpu. Each maps to
 `experiments.bench.<name>.main`.
 """
 
@@ -18,6 +18,7 @@ BENCHES = {
     "step": "experiments.bench.step",
     "sampler": "experiments.bench.sampler",
     "contention": "experiments.bench.contention",
+    "gpu": "experiments.bench.gpu",
 }
 
 

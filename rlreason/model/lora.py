@@ -9,7 +9,12 @@ adapters export without renaming tensors.
   the full module name, or plain suffixes such as "q_proj") and freezes everything else.
 - `disable_adapters(model)`: a context manager under which the model computes the base policy
   (the KL reference) with no second copy of the weights; works on merged models too.
-- `merge_lora` / `unmerge_lora`: fold the update into the base weight for fast inference and back.
+- `merge_lora` / `unmerge_lora`: fold the update into the base weight for fast inference and back
+  (`w += d; w -= d`: NOT bitwise exact in low precision; for a lasting fold use `fold_lora`).
+- `merged_adapters(model)`: a context manager that folds every adapter into its base weight for
+  the block (the forward then skips the adapter matmuls) and restores the base weights bitwise
+  from a saved copy on exit, exceptions included. Costs one copy of the adapted base weights
+  (`backup_device="cpu"` keeps it off the accelerator).
 - `adapter_state_dict`, `load_adapter_state_dict`, `save_adapter`, `load_adapter`: adapter-only
   safetensors + JSON.
 - `count_parameters(model)`: trainable vs total parameters.
@@ -133,6 +138,33 @@ def disable_adapters(model: nn.Module):
     finally:
         for m, was in zip(mods, previous):
             m.disabled = was
+
+
+@contextlib.contextmanager
+def merged_adapters(model: nn.Module, backup_device: torch.device | str | None = None):
+    """Fold every (unmerged) adapter into its base weight for the block; restore exactly on exit.
+
+    Inside, each `LoRALinear` has `merged=True`, so its forward is the base matmul alone. The
+    fold is computed in fp32 and stored in the base dtype: w' = round(w + B A * scale). The
+    original w is copied (to `backup_device`, default its own device) before the fold and copied
+    back on exit, so the base weights afterwards are bitwise those before, also after an exception.
+    Modules already merged are left as they are. A model without adapters: a no-op."""
+    mods = [m for _, m in lora_modules(model) if not m.merged]
+    saved: list[tuple[LoRALinear, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for m in mods:
+                w = m.base.weight  # (out, in)
+                backup = w.detach().to(backup_device or w.device, copy=True)
+                saved.append((m, backup))
+                w.copy_((w.float() + m.delta_weight().float()).to(w.dtype))
+                m.merged = True
+        yield model
+    finally:
+        with torch.no_grad():
+            for m, backup in saved:
+                m.base.weight.copy_(backup)
+                m.merged = False
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

@@ -22,6 +22,7 @@ On-policy distillation (`algo.advantage=onpolicy_distill`, rl/distill.py) takes 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ import torch
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlreason.distributed import Dist
 from rlreason.eval.runner import evaluate_policy
+from rlreason.model.lora import lora_modules, merged_adapters
 from rlreason.model.precision import loss_scaler
 from rlreason.optim import build_adamw, lr_at, set_lr
 from rlreason.rl import shard
@@ -44,6 +46,7 @@ from rlreason.rl.losses import truncation_mask
 from rlreason.rl.progress import progress
 from rlreason.rl.timing import STEP_PHASES, PhaseClock
 from rlreason.rl.update import Forward, Policy, prepare, update
+from rlreason.sampling.batching import generate_in_batches
 from rlreason.sampling.engine import generate
 from rlreason.scoring import Scorer
 
@@ -168,16 +171,22 @@ class Trainer:
 
     def rollout(self, tasks: list, seed: int, clock: PhaseClock, row_offset=0, total_rows=None):
         """G completions per task from the live policy, scored; the batch and its metrics (those of
-        the global batch when `tasks` are rows [row_offset, ...) of `total_rows`)."""
+        the global batch when `tasks` are rows [row_offset, ...) of `total_rows`). Generation runs
+        in `sampling.max_batch_tokens` sub-batches (sampling/batching.py) and, with
+        `sampling.merge_lora` and adapters, on the adapters folded into the weights (restored
+        bitwise after)."""
         c, G = self.cfg, self.cfg.algo.group_size
         prompts = [self.tokenizer.encode_prompt(self.render(t)) for t in tasks]
         t0 = time.perf_counter()
-        with clock("gen"):
-            r = generate(
+        merge = c.sampling.merge_lora and bool(lora_modules(self.model))
+        with clock("gen"), merged_adapters(self.model) if merge else contextlib.nullcontext():
+            r = generate_in_batches(
                 self.model,
                 prompts,
                 n=G,
                 max_new_tokens=c.sampling.max_new_tokens,
+                max_batch_tokens=c.sampling.max_batch_tokens,
+                generate_fn=generate,  # the module global, looked up now (tests patch it)
                 temperature=c.sampling.temperature,
                 top_k=c.sampling.top_k,
                 top_p=c.sampling.top_p,
