@@ -43,6 +43,8 @@ def build_policy(model_cfg: ModelConfig, lora: LoRAConfig):
     if lora.enabled:
         apply_lora(model, lora.rank, lora.alpha, tuple(lora.targets), lora.dropout, lora.rslora)
     mixed_precision(model, DTYPES[model_cfg.dtype])
+    if hasattr(model, "attn_padding"):  # rlreason's GPT: how padded forwards attend
+        model.attn_padding = model_cfg.attn_padding
     if model_cfg.tf32:
         enable_tf32(next(model.parameters()).device)
     return model, tokenizer

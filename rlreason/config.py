@@ -32,6 +32,7 @@ class ModelConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     tf32: bool = True  # CUDA: TF32 tensor cores for fp32 matmuls
     gradient_checkpointing: bool = False
+    attn_padding: str = "mask"  # padded forwards: mask (dense key mask) | compact (no mask)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class SamplingConfig:
     top_p: Optional[float] = None
     max_batch_tokens: Optional[int] = None  # generation sub-batches: rows x (prompt + new) budget
     merge_lora: bool = True  # fold adapters into the weights for the generation call (restored)
+    engine: str = "eager"  # ENGINES key: eager | static | cuda_graph | compile
 
 
 @dataclass
@@ -158,19 +160,14 @@ class LogConfig:
     console_every: int = 10
     samples_every: int = 25  # W&B table of sample completions
     run_dir: Optional[str] = None  # explicit run directory (else out_dir/<name>/<short name>)
-    overrides: list[str] = field(
-        default_factory=list
-    )  # recorded by rlreason-train: its CLI overrides
+    overrides: list[str] = field(default_factory=list)  # the command line's overrides
 
 
 @dataclass
 class TeacherConfig:
-    """A frozen teacher: what `rlreason-sample` draws traces from and what on-policy distillation
-    (`algo.advantage=onpolicy_distill`) scores the student's tokens with.
-
-    `source`: none | run (a run directory's latest checkpoint, rebuilt from its config.yaml) |
-    base | base_small | local | hf (as `model.source`, with `path` the model directory) and an
-    optional LoRA `adapter` directory on top. It must share the student's tokenizer."""
+    """A frozen teacher for `rlreason-sample` and `algo.advantage=onpolicy_distill`: `source` none |
+    run (a run directory's latest policy) | base | base_small | local | hf (`path`: the run or
+    model directory), an optional LoRA `adapter` on top; it must share the student's tokenizer."""
 
     source: str = "none"
     path: Optional[str] = None  # the run directory (source=run) or the model directory
@@ -180,11 +177,8 @@ class TeacherConfig:
 
 @dataclass
 class SFTConfig:
-    """`rlreason-sft`: supervised fine-tuning on `{"prompt", "completion"}` JSONL lines.
-
-    The prompt is the exact text the model is conditioned on (already rendered by a template); the
-    loss covers the completion (plus EOS when `add_eos`) only. Steps, schedule, clipping,
-    checkpoints and evaluation are the shared `train.*`, `optim.*` and `eval.*` settings."""
+    """`rlreason-sft` on `{"prompt", "completion"}` JSONL lines: the prompt is the exact text the
+    model is conditioned on, the loss covers the completion (+ EOS when `add_eos`)."""
 
     data: Optional[str] = None  # training JSONL
     eval_data: Optional[str] = None  # held-out JSONL; None: hold out `eval_fraction` of `data`
@@ -278,6 +272,7 @@ def validate(cfg: Config, world: int = 1) -> Config:
     from rlreason.model.gpt import DTYPES
     from rlreason.rl.advantages import ADVANTAGES
     from rlreason.rl.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
+    from rlreason.sampling.engine import ENGINES
 
     a, t, o, e = cfg.algo, cfg.train, cfg.optim, []
     _check(
@@ -351,6 +346,11 @@ def validate(cfg: Config, world: int = 1) -> Config:
     )
     _check(cfg.sampling.temperature >= 0, "sampling.temperature must be >= 0", e)
     _check(cfg.sampling.max_new_tokens >= 1, "sampling.max_new_tokens must be >= 1", e)
+    _check(
+        cfg.sampling.engine in ENGINES,
+        f"sampling.engine={cfg.sampling.engine!r}: choose one of {list(ENGINES)}",
+        e,
+    )
     _check(
         cfg.log.wandb.mode in WANDB_MODES,
         f"log.wandb.mode={cfg.log.wandb.mode!r}: choose one of {list(WANDB_MODES)}",

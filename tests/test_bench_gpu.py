@@ -12,6 +12,9 @@ def test_the_tiny_cpu_run_prints_one_json_object_with_positive_timings(capsys):
     out = json.loads(capsys.readouterr().out)  # the whole stdout is one object
     assert BENCHES["gpu"] == "experiments.bench.gpu"
     assert {"versions", "device", "dtype", "shape", "engine", "grpo_step", "hf"} <= set(out)
+    assert set(out["engines"]) == {"eager", "static"}  # CPU: the CUDA-only loops are not tried
+    for loop in out["engines"].values():
+        assert loop["tokens"] == 8 * 16 and loop["tokens_per_s"] > 0
     assert out["versions"]["torch"] and out["device"]["type"] == "cpu"
     assert out["shape"]["rows"] == 8 and out["shape"]["d_model"] == 64  # 4 prompts x 2
     for run in ("lora_unmerged", "lora_merged"):

@@ -9,6 +9,8 @@ generates all new tokens). Measured, 1 warm-up + `--repeats` timed runs, CUDA sy
 (b) `transformers` `generate` (sdpa, sampling, `min_new_tokens` = new tokens) on a Qwen2 model
     built from the same config with our weights copied in (LoRA folded), unless `--skip-hf` or
     transformers is missing;
+(a') every decode loop of `--engines` (`sampling.engine`: eager, static, cuda_graph, compile)
+    with the adapters merged, each in its own entry (an error there is recorded, not fatal);
 (c) one GRPO step on the merged rollouts: generation, `prepare` (old/ref log-probs), `update`,
     with `torch.cuda.max_memory_allocated`;
 (d) `memory_plan`: an analytic plan for Qwen2.5-7B + LoRA r16 (64 prompts x 8, 512+1024 tokens):
@@ -17,7 +19,7 @@ generates all new tokens). Measured, 1 warm-up + `--repeats` timed runs, CUDA sy
     whether each phase fits an 80 GB card (79.6 GiB usable). Activations are an estimate of the
     tensors autograd keeps (module docstring of `activation_bytes`), not a measurement.
 `--tiny`: 2 layers, hidden 64, vocab 512, 4 prompts x 2, 16+16 tokens (seconds on a CPU).
-Not here: torch.compile, CUDA graphs, multi-GPU, real checkpoints or rewards.
+Not here: multi-GPU, real checkpoints or rewards, per-kernel profiles.
 """
 
 from __future__ import annotations
@@ -182,6 +184,29 @@ def engine_runs(model, prompts, a, device) -> tuple[dict, object]:
     return out, last
 
 
+def engine_variants(model, prompts, a, device) -> dict:
+    """Tokens/s of every decode loop in `a.engines` (sampling.engine: eager, static, cuda_graph,
+    compile) with the adapters merged; one that fails records its error and the rest still run."""
+    from rlreason.model.lora import merged_adapters
+    from rlreason.sampling.engine import ENGINES, generate
+
+    kw = dict(n=a.samples, max_new_tokens=a.new_tokens, eos_id=[], seed=0)
+    out = {}
+    for name in a.engines:
+        try:
+            opts = ENGINES[name]
+            with merged_adapters(model):
+                generate(model, prompts, **{**kw, **opts})  # warm-up (and capture / compile)
+                runs = [timed(lambda: generate(model, prompts, **kw, **opts), device)]
+                runs += [timed(lambda: generate(model, prompts, **kw, **opts), device)
+                         for _ in range(a.repeats - 1)]  # fmt: skip
+            best, tokens = min(dt for _, dt in runs), int(runs[0][0].mask.sum())
+            out[name] = {"seconds": best, "tokens": tokens, "tokens_per_s": tokens / best}
+        except Exception as e:  # a GPU run must still print the others
+            out[name] = {"status": "error", "error": f"{type(e).__name__}: {e}"}
+    return out
+
+
 def grpo_step(model, rollouts, gen_s: float, a, device) -> dict:
     """`prepare` and `update` of the real trainer on the rollouts, random rewards."""
     from rlreason.config import Config
@@ -272,6 +297,12 @@ def parse(argv):
     ap.add_argument("--repeats", type=int, default=1, help="timed runs after the warm-up")
     ap.add_argument("--dtype", choices=("bfloat16", "float32"), default=None)
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated sampling.engine names (default: eager,static on CPU; "
+        "eager,static,cuda_graph,compile on CUDA)",
+    )
     ap.add_argument("--out", default=None, help="also write the JSON to this file")
     a = ap.parse_args(argv)
     a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -280,6 +311,8 @@ def parse(argv):
     for k, v in zip(("prompts", "samples", "prompt_len", "new_tokens"), defaults):
         setattr(a, k, getattr(a, k) or v)
     a.dtype = a.dtype or ("bfloat16" if a.device == "cuda" else "float32")
+    cuda = "eager,static,cuda_graph,compile" if a.device == "cuda" else "eager,static"
+    a.engines = [e for e in (a.engines or cuda).split(",") if e]
     return a
 
 
@@ -310,6 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "params": model.num_parameters()},
     }  # fmt: skip
     result["engine"], rollouts = engine_runs(model, prompts, a, device)
+    result["engines"] = engine_variants(model, prompts, a, device)
     result["grpo_step"] = grpo_step(
         model, rollouts, result["engine"]["lora_merged"]["seconds"], a, device
     )

@@ -16,6 +16,12 @@ keys/values are written at the cache's current length and queries attend to ever
 at or before their own slot; `key_mask` marks which slots hold real tokens (left padding) and
 `positions` gives each token's position id, so padding changes neither attention nor positions.
 
+Padding without a dense mask: with `model.attn_padding = "compact"` a cache-free forward with
+`key_mask` (training log-probs) moves real tokens to the front and runs plain causal SDPA (no
+(B, 1, T, S) mask; flash-eligible on CUDA), equal on real tokens to the default "mask" path, the
+reference (attention.py). A cached prefill without `key_mask` (right padding) is plain causal too.
+A cache with `attends = True` (sampling/kv.py) does its own writes, masks and attention.
+
 Mixed precision: with `compute_dtype` set (`precision.mixed_precision`), `hidden` and `forward`
 run under `torch.autocast` to that dtype, so fp32 trainable weights compute in bf16/fp16.
 
@@ -33,6 +39,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rlreason.model import precision
+from rlreason.model.attention import (  # decode_attention, additive_mask: re-exported
+    additive_mask,
+    attention_mask,
+    compact_order,
+    decode_attention,
+    sdpa,
+)
+
+_attention_mask = attention_mask  # the old private name
 
 # The dtypes a model can be built or loaded in (`model.dtype`).
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -129,35 +144,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x * cos + rotated * sin).to(x.dtype)
 
 
-def decode_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """Attention of one query per row over the cached keys, for the decode step.
-
-    q (B, H, 1, D); k, v (B, Hkv, S, D), possibly strided views of a larger cache; `bias` float32
-    additive mask (0 or -inf) broadcastable to (B, 1, 1, S), see `additive_mask`. The query heads
-    of a GQA group are stacked as rows of one matmul against their shared key head, so k/v are
-    neither expanded nor copied (SDPA copies a strided cache slice on every call, and its mask
-    handling costs more than the two matmuls at this size). Softmax runs in float32.
-    Returns (B, H, 1, D).
-    """
-    B, H, _, D = q.shape
-    Hkv = k.shape[1]
-    qg = (q * D**-0.5).reshape(B, Hkv, H // Hkv, D)  # (B, Hkv, G, D)
-    scores = torch.matmul(qg, k.transpose(-1, -2)).float()  # (B, Hkv, G, S)
-    if bias is not None:
-        scores = scores + bias  # bias (B|1, 1, 1, S)
-    probs = torch.softmax(scores, dim=-1).to(v.dtype)
-    return torch.matmul(probs, v).reshape(B, H, 1, D)  # (B, H, 1, D)
-
-
-def additive_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Bool attention mask (True = may attend) → float32 additive bias (0 / -inf), same shape."""
-    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(
-        ~mask, float("-inf")
-    )
-
-
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -180,19 +166,15 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if kv_cache is not None:
+        if getattr(kv_cache, "attends", False):  # a cache with its own kernel (sampling/kv.py)
+            y = kv_cache.attend(layer, q, k, v, attn_mask)  # (B, H, T, D)
+        elif kv_cache is not None and T == 1:
             k, v = kv_cache.write(layer, k, v)  # (B, Hkv, S, D)
-        if T == 1 and kv_cache is not None:
             y = decode_attention(q, k, v, attn_mask)  # (B, H, 1, D)
         else:
-            y = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=attn_mask,
-                is_causal=attn_mask is None and kv_cache is None,
-                enable_gqa=Hkv != H,
-            )  # (B, H, T, D)
+            if kv_cache is not None:
+                k, v = kv_cache.write(layer, k, v)  # (B, Hkv, S, D)
+            y = sdpa(q, k, v, attn_mask, is_causal=attn_mask is None)  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
@@ -247,6 +229,9 @@ class GPT(nn.Module):
                 cfg
             )  # plain fp32 tensor: model.to(bf16) must not round it
         self.gradient_checkpointing = False
+        self.attn_padding = (
+            "mask"  # "mask": dense key mask (reference); "compact": see attention.py
+        )
         self.compute_dtype: torch.dtype | None = None  # set by precision.mixed_precision
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
@@ -259,9 +244,10 @@ class GPT(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def _rope(self, positions: torch.Tensor, dtype: torch.dtype):
-        """cos/sin (B, 1, T, D) looked up in a table grown on demand (fp32, per device)."""
-        need = int(positions.max()) + 1
+    def _rope(self, positions: torch.Tensor, dtype: torch.dtype, need: int | None = None):
+        """cos/sin (B, 1, T, D) looked up in a table grown on demand (fp32, per device); `need`
+        (table rows) given avoids reading `positions.max()` on the host."""
+        need = int(positions.max()) + 1 if need is None else need
         table = getattr(self, "_rope_table", None)
         if table is None or table[0].shape[0] < need or table[0].device != positions.device:
             n = max(need, min(self.config.max_seq_len, 4096))
@@ -285,25 +271,36 @@ class GPT(nn.Module):
 
     def _hidden(self, ids, kv_cache, positions, key_mask) -> torch.Tensor:
         B, T = ids.shape
-        start = kv_cache.length if kv_cache is not None else 0
+        own = getattr(kv_cache, "attends", False)  # masks, slots and kernel are the cache's
+        start = kv_cache.length if kv_cache is not None and not own else 0
         if positions is None:
             positions = torch.arange(start, start + T, device=ids.device).expand(B, T)
-        if int(positions.max()) >= self.config.max_seq_len and self.pos_emb is not None:
+        if not own and int(positions.max()) >= self.config.max_seq_len and self.pos_emb is not None:
             raise ValueError(
                 f"GPT: position {int(positions.max())} exceeds max_seq_len="
                 f"{self.config.max_seq_len}"
             )
+        inverse = None
+        if key_mask is not None and kv_cache is None and self.attn_padding == "compact":
+            order = compact_order(key_mask[:, :T])  # (B, T) real tokens first
+            ids, positions = ids.gather(1, order), positions.gather(1, order)
+            inverse = torch.empty_like(order).scatter_(
+                1, order, torch.arange(T, device=ids.device).expand(B, T)
+            )
+            key_mask = None
         x = self.tok_emb(ids)  # (B, T, C)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
-        rope = self._rope(positions, x.dtype) if self.pos_emb is None else None
-        attn_mask = (
-            _attention_mask(key_mask, start, T, ids.device)
-            if (key_mask is not None or kv_cache is not None)
-            else None
-        )
-        if T == 1 and kv_cache is not None:  # decode step: see `decode_attention`
-            attn_mask = additive_mask(attn_mask)  # built once, shared by every layer
+        need = self.config.max_seq_len if own else None  # no host read of positions.max()
+        rope = self._rope(positions, x.dtype, need) if self.pos_emb is None else None
+        if own:
+            attn_mask = kv_cache.prepare(T)  # whatever its `attend` takes, built once per step
+        elif key_mask is None and start == 0:
+            attn_mask = None  # plain causal: no cache, or a cache's first (prefill) write
+        else:
+            attn_mask = attention_mask(key_mask, start, T, ids.device)
+            if T == 1 and kv_cache is not None:  # decode step: see `decode_attention`
+                attn_mask = additive_mask(attn_mask)  # built once, shared by every layer
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and kv_cache is None:
                 x = torch.utils.checkpoint.checkpoint(
@@ -313,7 +310,10 @@ class GPT(nn.Module):
                 x = block(x, rope, i, kv_cache, attn_mask)
         if kv_cache is not None:
             kv_cache.advance(T)
-        return self.final_norm(x)
+        x = self.final_norm(x)  # (B, T, C)
+        if inverse is not None:  # back to the caller's slots
+            x = x.gather(1, inverse[..., None].expand_as(x))
+        return x
 
     def forward(
         self,
@@ -327,22 +327,6 @@ class GPT(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
-
-
-def _attention_mask(key_mask: torch.Tensor | None, start: int, T: int, device) -> torch.Tensor:
-    """Bool mask (B or 1, 1, T, start+T): causal over absolute slots, minus invalid key slots.
-
-    Every query may always see its own slot, so a padding query never has an all-masked row
-    (which would make SDPA emit NaN that then leaks through 0 * NaN in later layers).
-    """
-    S = start + T
-    q_slot = torch.arange(start, S, device=device)[:, None]  # (T, 1)
-    k_slot = torch.arange(S, device=device)[None, :]  # (1, S)
-    causal = k_slot <= q_slot  # (T, S)
-    if key_mask is None:
-        return causal[None, None]
-    valid = causal[None, None] & key_mask[:, None, None, :S].bool()  # (B, 1, T, S)
-    return valid | (k_slot == q_slot)[None, None]
 
 
 @dataclass

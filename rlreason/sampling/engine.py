@@ -18,6 +18,11 @@
    completion (stops.py). The token that ends a row is kept. Finish reasons: `eos`, `stop`,
    `length` (EOS wins when a token is both).
 
+5. `static=True` runs the static-shape loop of static.py instead (fixed shapes, a prompt prefix
+   shared by its n samples without copies, host reads only every `check_every` steps; optional
+   `cuda_graph=True` / `compile=True` on CUDA). Same tokens, log-probs and finish reasons; the
+   eager loop here stays the default and the reference.
+
 Not here: stop matching (stops.py), beam search (beam.py), text beyond `tokenizer.decode`,
 rewards, training log-probs.
 """
@@ -33,6 +38,7 @@ import torch
 
 from rlreason.model import precision
 from rlreason.model.gpt import KVCache
+from rlreason.sampling import static as static_loop
 from rlreason.sampling.draw import sample_next
 from rlreason.sampling.stops import Stops, eos_id_list
 
@@ -103,6 +109,15 @@ def last_logits(model, ids, **kw) -> torch.Tensor:
     return model(ids, **kw)[:, -1]
 
 
+# `sampling.engine`: the decode loop `generate` runs (eager is the reference and the CPU path)
+ENGINES: dict[str, dict] = {
+    "eager": {},
+    "static": {"static": True},  # fixed shapes, masked finished rows, host checks every 16 steps
+    "cuda_graph": {"static": True, "cuda_graph": True},  # one decode step captured (CUDA only)
+    "compile": {"static": True, "compile": True},  # torch.compile reduce-overhead (CUDA only)
+}
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -124,6 +139,10 @@ def generate(
     compact: bool = True,
     row_offset: int = 0,
     total_rows: int | None = None,
+    static: bool = False,
+    check_every: int = 16,
+    compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Rollouts:
     """Sample `n` completions for each prompt; see the module docstring for the semantics."""
     _validate(prompt_ids, n, max_new_tokens, temperature, top_k, top_p)
@@ -141,9 +160,6 @@ def generate(
     with inference(model):
         gen = torch.Generator(device=device)
         gen.manual_seed(seed if seed is not None else torch.seed())
-        runner = _Decoder(
-            model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
-        )
         B = len(prompt_ids) * n
         total = B if total_rows is None else total_rows
         if row_offset < 0 or row_offset + B > total:
@@ -151,6 +167,18 @@ def generate(
                 f"generate: rows [{row_offset}, {row_offset + B}) are not inside a batch of "
                 f"total_rows={total}"
             )
+        if static or compile or cuda_graph:
+            if not use_cache:
+                raise ValueError("generate: static=True decodes on a KV cache (use_cache=True)")
+            out, logps, lengths, finish = static_loop.decode(
+                model, prompt_ids, n, max_new_tokens, (temperature, top_k, top_p), eos, stop,
+                gen, pad_id, share_prefix, (row_offset, total), (check_every, compile, cuda_graph),
+            )  # fmt: skip
+            T = int(lengths.max())
+            return _package(prompt_ids, n, out[:, :T], logps, lengths, finish, pad_id, tokenizer)
+        runner = _Decoder(
+            model, prompt_ids, n, max_new_tokens, pad_id, share_prefix, use_cache, compact, device
+        )
         out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
         logps = torch.zeros(B, max_new_tokens, dtype=torch.float32, device=device)
         lengths = torch.zeros(B, dtype=torch.long, device=device)
