@@ -47,6 +47,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     from experiments.schema import configured_rewards
     from rlreason.checkpoint import latest_checkpoint
     from rlreason.model.lora import count_parameters
+    from rlreason.rl import fsdp
     from rlreason.rl.advantages import get_estimator
     from rlreason.rl.trainer import Trainer
     from rlreason.rl.value import ValueHead
@@ -55,6 +56,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     dist = distributed.init(cfg.model.device)
     say = print if dist.is_main else (lambda *a, **k: None)
     validate(cfg, dist.world)
+    fsdp.check(cfg, dist.world, get_estimator(cfg.algo.advantage).needs_value)  # before loading
     for note in resolve_schedule(cfg):
         say(f"[rlreason] {note}")
     wants_teacher = get_estimator(cfg.algo.advantage).needs_teacher
@@ -99,6 +101,7 @@ def build_trainer(cfg: Config, arm: str = "", resolved: dict | None = None):
     value_head = None
     if get_estimator(cfg.algo.advantage).needs_value:
         value_head = ValueHead(model.config.d_model).to(next(model.parameters()).device)
+    model, reference = fsdp.STRATEGIES[cfg.train.parallel](model, reference, dist)
     if dist.world > 1:  # every rank built the same model; dropout and the like differ per rank
         random.seed(cfg.seed * 1000 + dist.rank)
         torch.manual_seed(cfg.seed * 1000 + dist.rank)

@@ -13,7 +13,10 @@ data position is global; `world_size` is recorded); every rank r writes its own 
 Python RNG states to `rng_rank{r}.pt` instead of `rng.pt`; `latest` moves once every rank has
 written. Resuming needs the same world size (a different one is refused, naming both) and restores
 each rank's RNG exactly. The run directory must be visible to every rank (one machine, or a
-shared file system).
+shared file system). Sharded weights (`train.parallel=fsdp2`, rl/fsdp.py) are gathered and saved
+by rank 0 in the same layout (full weights; optimizer state by parameter index, as
+`optimizer.state_dict()` numbers it), so such a checkpoint loads into an unsharded model too;
+resuming reads it on rank 0 and re-shards it.
 
 Not here: what the state means (rl/trainer.py).
 """
@@ -30,6 +33,7 @@ import torch
 from rlreason.config import ConfigError
 from rlreason.model.io import weights_state
 from rlreason.model.lora import adapter_state_dict, load_adapter_state_dict, lora_modules
+from rlreason.rl import fsdp
 
 CHECKPOINT_FILES = ("trainable.safetensors", "optimizer.pt", "state.json")
 
@@ -49,8 +53,10 @@ def save_checkpoint(
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state()
         torch.save(rng, d / f"rng_rank{dist.rank}.pt")
+        full = _sharded_state(model, optimizer)  # FSDP2: gathered by every rank, kept on rank 0
         if dist.is_main:
-            _write(d, model, optimizer, value_head, {**state, "world_size": dist.world}, step)
+            state = {**state, "world_size": dist.world}
+            _write(d, model, optimizer, value_head, state, step, *full)
         dist.barrier()  # every rank's RNG file is there before `latest` names the checkpoint
         if dist.is_main:
             _point_latest(run_dir, d)
@@ -69,16 +75,28 @@ def _py_state() -> list:
     return [v, list(internal), gauss]
 
 
-def _write(d: Path, model, optimizer, value_head, state: dict, step: int) -> None:
+def _sharded_state(model, optimizer) -> tuple[dict | None, dict | None]:
+    """(weights, optimizer state), unsharded, of an FSDP2 model (rank 0's; {} elsewhere), or
+    (None, None) for a model every rank holds whole."""
+    if not fsdp.is_sharded(model):
+        return None, None
+    return fsdp.full_model_state(model), fsdp.full_optimizer_state(model, optimizer)
+
+
+def _write(
+    d: Path, model, optimizer, value_head, state: dict, step: int, weights=None, optim_state=None
+) -> None:
     from safetensors.torch import save_file
 
-    save_file(_trainable_state(model), str(d / "trainable.safetensors"))
+    weights = _trainable_state(model) if weights is None else weights
+    save_file(weights, str(d / "trainable.safetensors"))
     if value_head is not None:
         save_file(
             {k: v.contiguous() for k, v in value_head.state_dict().items()},
             str(d / "value_head.safetensors"),
         )
-    torch.save(optimizer.state_dict(), d / "optimizer.pt")
+    optim_state = optimizer.state_dict() if optim_state is None else optim_state
+    torch.save(optim_state, d / "optimizer.pt")
     full = {**state, "step": step, "python_rng": _py_state()}
     (d / "state.json").write_text(json.dumps(full, indent=1))
 
@@ -150,10 +168,17 @@ def load_checkpoint(d: str | Path, *, model, optimizer, value_head=None, dist=No
             f"(torchrun --nproc_per_node={saved}, or plain rlreason-train for 1): the prompt "
             "shards and per-rank RNG states depend on it"
         )
-    load_trainable(model, d / "trainable.safetensors")
+    if fsdp.is_sharded(model):  # FSDP2: rank 0 reads the full state, every rank takes its shard
+        main = dist.is_main
+        weights = load_file(str(d / "trainable.safetensors")) if main else {}
+        fsdp.load_full_model_state(model, weights, main)
+        optim = torch.load(d / "optimizer.pt", weights_only=True) if main else {}
+        fsdp.load_full_optimizer_state(model, optimizer, optim, main)
+    else:
+        load_trainable(model, d / "trainable.safetensors")
+        optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
     if value_head is not None:
         value_head.load_state_dict(load_file(str(d / "value_head.safetensors")))
-    optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
     v, internal, gauss = state.pop("python_rng")
     random.setstate((v, tuple(internal), gauss))
     if world > 1:

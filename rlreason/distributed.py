@@ -11,7 +11,9 @@ There is no DDP module wrapper: the trainer calls the policy through `model.hidd
 chunked `lm_head`, never `forward()`, so DDP's reducer would not see the backward. Gradients are
 instead summed explicitly (`all_reduce_grads`, flat buckets) once per mini-batch, after its
 micro-batch loop; each rank's loss is already its share of the global loss (rl/shard.py).
-Not here: what is sharded or reduced (rl/shard.py), FSDP (every rank holds the full model).
+With `train.parallel=fsdp2` the weights are sharded instead and FSDP reduce-scatters (sums) the
+gradients itself (rl/fsdp.py); `all_reduce_grads` is then not used.
+Not here: what is sharded or reduced (rl/shard.py), FSDP2 (rl/fsdp.py).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ local rows are; with that:
   values, on-policy distillation from the row's teacher and student log-probs);
 - the update (`Shard`, passed to rl/update.py) forms the global mini-batches from one global
   permutation, sums the LossNorm counts (so each rank's loss is its share of the global loss), sums
-  the gradients (then clipping and AdamW see the single-process gradient) and sums the additive
-  stats;
+  the gradients (then clipping and AdamW see the single-process gradient; FSDP2's sharded ones
+  are summed by FSDP itself, rl/fsdp.py) and sums the additive stats;
 - metrics are reduced to the global values: rollout shapes from the gathered per-row values,
   scorer metrics by name (means weighted by rows, stds pooled, counts summed, min/max as min/max).
 With one process every function here returns what the single-process code computed before.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.rl.advantages import advantage_metrics
+from rlreason.rl.fsdp import has_dtensors
 from rlreason.rl.losses import LossNorm
 from rlreason.rl.timing import rollout_metrics
 
@@ -117,6 +118,9 @@ class Shard:
         return LossNorm(n_tokens, n_seqs, norm.max_len)
 
     def reduce_grads(self, params) -> None:
+        """Sum the gradients over ranks; sharded (FSDP2) ones FSDP already reduce-scattered."""
+        if has_dtensors(params):
+            return
         self.dist.all_reduce_grads(params)
 
     def reduce_stats(self, stats: dict[str, float]) -> dict[str, float]:

@@ -35,10 +35,10 @@ import torch
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlreason.distributed import Dist
 from rlreason.eval.runner import evaluate_policy
-from rlreason.model.lora import lora_modules, merged_adapters
+from rlreason.model.lora import merged_adapters
 from rlreason.model.precision import loss_scaler
 from rlreason.optim import build_adamw, lr_at, set_lr
-from rlreason.rl import shard
+from rlreason.rl import fsdp, shard
 from rlreason.rl.advantages import get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
 from rlreason.rl.batch import RolloutBatch, concat
@@ -47,7 +47,7 @@ from rlreason.rl.progress import progress
 from rlreason.rl.timing import STEP_PHASES, PhaseClock
 from rlreason.rl.update import Forward, Policy, prepare, update
 from rlreason.sampling.batching import generate_in_batches
-from rlreason.sampling.engine import generate
+from rlreason.sampling.engine import ENGINES, generate
 from rlreason.scoring import Scorer
 
 PHASES = (*STEP_PHASES, "eval", "other")
@@ -96,7 +96,8 @@ class Trainer:
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation of train tasks)
         self.run_dir = Path(self.run_dir)
         self.rows: shard.Rows | None = None  # global rows of the last collected batch
-        self.dist.broadcast_tensors(self.policy.trainable())  # one start on every rank
+        if not fsdp.is_sharded(self.model):  # sharded: every rank sliced the same full model
+            self.dist.broadcast_tensors(self.policy.trainable())  # one start on every rank
 
     # ------------------------------------------------------------------ data
     def next_tasks(self, n: int) -> list:
@@ -123,7 +124,7 @@ class Trainer:
         if batch is None:  # every group was flat: nothing to learn from
             return {**metrics, "train/skipped_updates": 1.0, **clock.metrics()}
         # 3. old and reference log-probs (PPO's old values, the teacher's), without grad
-        with clock("ref"):
+        with clock("ref"), fsdp.gathered(self.model, self.reference):
             prep = prepare(self.policy, batch, a, self.fwd)
         prep.metrics = shard.token_weighted(self.dist, prep.metrics, float(batch.mask.sum()))
         # 4. advantages: one signature for every estimator (global rewards; GAE and distillation
@@ -178,8 +179,8 @@ class Trainer:
         c, G = self.cfg, self.cfg.algo.group_size
         prompts = [self.tokenizer.encode_prompt(self.render(t)) for t in tasks]
         t0 = time.perf_counter()
-        merge = c.sampling.merge_lora and bool(lora_modules(self.model))
-        with clock("gen"), merged_adapters(self.model) if merge else contextlib.nullcontext():
+        merged = merged_adapters(self.model) if c.sampling.merge_lora else contextlib.nullcontext()
+        with clock("gen"), fsdp.gathered(self.model), merged:  # FSDP2: unsharded once
             r = generate_in_batches(
                 self.model,
                 prompts,
@@ -187,6 +188,7 @@ class Trainer:
                 max_new_tokens=c.sampling.max_new_tokens,
                 max_batch_tokens=c.sampling.max_batch_tokens,
                 generate_fn=generate,  # the module global, looked up now (tests patch it)
+                **ENGINES[c.sampling.engine],
                 temperature=c.sampling.temperature,
                 top_k=c.sampling.top_k,
                 top_p=c.sampling.top_p,
@@ -275,21 +277,22 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         c, t0 = self.cfg, time.perf_counter()
         tasks = list(self.eval_tasks)[: c.eval.n_problems]
-        metrics = evaluate_policy(
-            self.model,
-            self.tokenizer,
-            tasks,
-            self.render,
-            self.scorer,
-            samples=c.eval.samples,
-            temperature=c.sampling.temperature,
-            top_k=c.sampling.top_k,
-            top_p=c.sampling.top_p,
-            max_new_tokens=c.eval.max_new_tokens or c.sampling.max_new_tokens,
-            stop_strings=self.stop_strings,
-            seed=c.eval.seed,
-            dist=self.dist,
-        )
+        with fsdp.gathered(self.model):  # FSDP2: gathered once, no collective per decode step
+            metrics = evaluate_policy(
+                self.model,
+                self.tokenizer,
+                tasks,
+                self.render,
+                self.scorer,
+                samples=c.eval.samples,
+                temperature=c.sampling.temperature,
+                top_k=c.sampling.top_k,
+                top_p=c.sampling.top_p,
+                max_new_tokens=c.eval.max_new_tokens or c.sampling.max_new_tokens,
+                stop_strings=self.stop_strings,
+                seed=c.eval.seed,
+                dist=self.dist,
+            )
         self.seconds["eval"] += time.perf_counter() - t0
         return metrics
 

@@ -16,6 +16,8 @@ Data-parallel ranks pass a `shard` (rl/shard.py: `Shard`): the permutation then 
 GLOBAL rows and each rank takes its rows of every mini-batch (possibly none), the mini-batch's
 LossNorm counts are summed over ranks before the loss, and its gradients and additive stats after
 the micro-batch loop, so clipping and AdamW see the single-process gradient on every rank.
+Sharded weights (train.parallel=fsdp2, rl/fsdp.py) are reduce-scattered by FSDP in each backward,
+summed; every rank then runs as many backwards per mini-batch as the busiest one (zero-loss ones).
 
 The caller (the trainer) owns model, optimizer, reference, teacher and value head and passes
 them in.
@@ -33,6 +35,7 @@ import torch
 
 from rlreason.model.lora import disable_adapters, lora_modules
 from rlreason.optim import clip_gradients
+from rlreason.rl import fsdp
 from rlreason.rl.batch import RolloutBatch, micro_batches
 from rlreason.rl.distill import distill_metrics
 from rlreason.rl.logprobs import pack, token_logprobs
@@ -225,7 +228,9 @@ def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler=None, shar
     if shard is not None:
         norm = shard.reduce_norm(norm)
     head, stats = policy.value_head, {}
-    for micro in _micro(batch, rows, fwd):
+    micros = _micro(batch, rows, fwd)
+    pad = fsdp.backward_padding(policy.model, shard.dist, len(micros)) if shard else 0
+    for micro in micros:
         sub, T, out = _forward(policy.model, batch, micro, fwd, with_hidden=head is not None)
         logp, entropy, mask = out[0], out[1], sub.mask  # (b, T)
         if prep.old_logp is None:  # on-policy: one mini-batch; measure the mismatch here
@@ -253,6 +258,8 @@ def _minibatch(policy, batch, prep, rows, algo, fwd, loss_cfg, scaler=None, shar
             s.update(vs)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         _accumulate(stats, s)
+    for _ in range(pad):  # FSDP2: as many backwards (reduce-scatters) as the busiest rank
+        fsdp.zero_backward(policy.model)
     return stats
 
 
