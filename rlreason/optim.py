@@ -130,3 +130,18 @@ def plot_schedule(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def scheduled_lr(optimizer, optim_cfg, step: int, total_steps: int) -> float:
+    """Set and return the learning rate of 1-based `step` of `total_steps` under `optim.*`
+    (`lr` peak, `initial_lr`, `min_lr`, `warmup_steps`): what both trainers apply each step."""
+    lr = lr_at(
+        step,
+        warmup_steps=optim_cfg.warmup_steps,
+        total_steps=total_steps,
+        initial_lr=optim_cfg.initial_lr,
+        peak_lr=optim_cfg.lr,
+        min_lr=optim_cfg.min_lr,
+    )
+    set_lr(optimizer, lr)
+    return lr

@@ -37,7 +37,7 @@ from rlreason.distributed import Dist
 from rlreason.eval.runner import evaluate_policy
 from rlreason.model.lora import merged_adapters
 from rlreason.model.precision import loss_scaler
-from rlreason.optim import build_adamw, lr_at, set_lr
+from rlreason.optim import build_adamw, scheduled_lr
 from rlreason.rl import fsdp, shard
 from rlreason.rl.advantages import get_estimator, group_stats
 from rlreason.rl.alarms import CollapseAlarm
@@ -158,17 +158,7 @@ class Trainer:
         return {**metrics, **clock.metrics()}
 
     def schedule_lr(self, step: int) -> float:
-        o = self.cfg.optim
-        lr = lr_at(
-            step,
-            warmup_steps=o.warmup_steps,
-            total_steps=self.cfg.train.steps,
-            initial_lr=o.initial_lr,
-            peak_lr=o.lr,
-            min_lr=o.min_lr,
-        )
-        set_lr(self.optimizer, lr)
-        return lr
+        return scheduled_lr(self.optimizer, self.cfg.optim, step, self.cfg.train.steps)
 
     def rollout(self, tasks: list, seed: int, clock: PhaseClock, row_offset=0, total_rows=None):
         """G completions per task from the live policy, scored; the batch and its metrics (those of

@@ -61,6 +61,18 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     Unlike `torch.multinomial` it consumes exactly one given uniform per row, so the caller owns
     the random stream of each row.
     """
+    idx, bad = inverse_cdf(probs, u, _first_above)
+    if bool(bad.any()):
+        raise FloatingPointError(
+            "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
+        )
+    return idx
+
+
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, first_above=_first_above):
+    """`draw`'s two-level inverse CDF without host reads → (index (B,), bad (B,) rows without
+    finite positive mass; their index is meaningless). `first_above` picks the block and the
+    token (`_first_above`, or a variant without its host check for a captured decode loop)."""
     B, V = probs.shape
     full = V // _BLOCK * _BLOCK
     mass = probs[:, :full].unflatten(-1, (-1, _BLOCK)).sum(-1)  # (B, nb)
@@ -69,12 +81,9 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     mass = mass.to(torch.float64)  # (B, nb')
     cdf = mass.cumsum(-1)
     total = cdf[:, -1:]  # (B, 1)
-    if not bool((torch.isfinite(total) & (total > 0)).all()):
-        raise FloatingPointError(
-            "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
-        )
+    bad = ~(torch.isfinite(total) & (total > 0))[:, 0]  # (B,)
     target = u.to(torch.float64) * total  # (B, 1)
-    block = _first_above(cdf, target, mass)  # (B, 1)
+    block = first_above(cdf, target, mass)  # (B, 1)
     block_mass = mass.gather(-1, block)  # (B, 1)
     start = cdf.gather(-1, block) - block_mass  # mass before the block
     frac = ((target - start) / block_mass).clamp_(0, 1)  # where in the block
@@ -82,8 +91,8 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     inside = probs.gather(-1, cols.clamp(max=V - 1)).to(torch.float64)
     inside = inside.masked_fill(cols >= V, 0.0)  # past the vocabulary
     inner = inside.cumsum(-1)  # (B, 256)
-    pick = _first_above(inner, frac * inner[:, -1:], inside)  # (B, 1)
-    return (block * _BLOCK + pick)[:, 0]
+    pick = first_above(inner, frac * inner[:, -1:], inside)  # (B, 1)
+    return (block * _BLOCK + pick)[:, 0].clamp_(max=V - 1), bad
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, u: torch.Tensor):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.sampling import kv
-from rlreason.sampling.draw import _BLOCK, filter_logits
+from rlreason.sampling.draw import filter_logits, inverse_cdf
 
 NONFINITE = "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
 
@@ -42,26 +42,7 @@ def _first_above(cdf, target, mass):
 
 def draw_nosync(probs: torch.Tensor, u: torch.Tensor):
     """draw.draw's two-level inverse CDF → (index (B,), bad (B,) rows without finite mass)."""
-    B, V = probs.shape
-    full = V // _BLOCK * _BLOCK
-    mass = probs[:, :full].unflatten(-1, (-1, _BLOCK)).sum(-1)  # (B, nb)
-    if full < V:
-        mass = torch.cat([mass, probs[:, full:].sum(-1, keepdim=True)], -1)
-    mass = mass.to(torch.float64)  # (B, nb')
-    cdf = mass.cumsum(-1)
-    total = cdf[:, -1:]  # (B, 1)
-    bad = ~(torch.isfinite(total) & (total > 0))[:, 0]  # (B,)
-    target = u.to(torch.float64) * total  # (B, 1)
-    block = _first_above(cdf, target, mass)  # (B, 1)
-    block_mass = mass.gather(-1, block)
-    start = cdf.gather(-1, block) - block_mass
-    frac = ((target - start) / block_mass).clamp_(0, 1)
-    cols = block * _BLOCK + torch.arange(_BLOCK, device=probs.device)  # (B, 256)
-    inside = probs.gather(-1, cols.clamp(max=V - 1)).to(torch.float64)
-    inside = inside.masked_fill(cols >= V, 0.0)
-    inner = inside.cumsum(-1)  # (B, 256)
-    pick = _first_above(inner, frac * inner[:, -1:], inside)  # (B, 1)
-    return (block * _BLOCK + pick)[:, 0].clamp_(max=V - 1), bad
+    return inverse_cdf(probs, u, _first_above)
 
 
 def sample_next_nosync(logits, temperature: float, top_k, top_p, u):

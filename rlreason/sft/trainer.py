@@ -36,7 +36,7 @@ import torch
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlreason.lm_train import masked_lm_loss, pad_batch
 from rlreason.model.precision import loss_scaler
-from rlreason.optim import build_adamw, clip_gradients, lr_at, set_lr
+from rlreason.optim import build_adamw, clip_gradients, scheduled_lr
 from rlreason.sft.data import SFTSequence
 
 PHASES = ("train", "eval")
@@ -105,17 +105,7 @@ class SFTTrainer:
 
     # ------------------------------------------------------------------ one step
     def schedule_lr(self, step: int) -> float:
-        o = self.cfg.optim
-        lr = lr_at(
-            step,
-            warmup_steps=o.warmup_steps,
-            total_steps=self.cfg.train.steps,
-            initial_lr=o.initial_lr,
-            peak_lr=o.lr,
-            min_lr=o.min_lr,
-        )
-        set_lr(self.optimizer, lr)
-        return lr
+        return scheduled_lr(self.optimizer, self.cfg.optim, step, self.cfg.train.steps)
 
     def accumulate(self, batch: Sequence[SFTSequence]) -> float:
         """Backward of the batch's completion-token mean loss, micro-batch by micro-batch (the
