@@ -165,3 +165,18 @@ def test_bad_sft_settings_are_listed_in_one_config_error(tmp_path):
     msg = str(info.value)
     for key in ("sft.batch_size=0", "sft.eval_fraction=1.0", "sft.epochs=0", "sft.eval_data="):
         assert key in msg
+
+
+def test_a_line_that_is_not_utf8_is_named_and_a_leading_byte_order_mark_is_accepted(tmp_path):
+    from rlreason.sft.data import SFTDataError, load_examples
+
+    good = b'{"prompt": "Q: 1+1=\\nA: ", "completion": "<answer>2</answer>"}\n'
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good + b"\xff\xfe not text\n")
+    with pytest.raises(SFTDataError, match=r"bad\.jsonl:2: not UTF-8 text \(byte 0"):
+        load_examples(bad)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + good + good)
+    assert [e.prompt for e in load_examples(bom)] == ["Q: 1+1=\nA: "] * 2
+    with pytest.raises(SFTDataError, match="a directory"):
+        load_examples(tmp_path)

@@ -14,14 +14,18 @@ from pathlib import Path
 from rlreason.config import ConfigError
 
 
+def _missing(path: str) -> str:
+    return "a directory, not a JSONL file" if Path(path).is_dir() else "no such file"
+
+
 def _problems(s) -> list[str]:
     e = []
     if not s.data:
         e.append("sft.data is not set: pass sft.data=FILE.jsonl (lines of {prompt, completion})")
     elif not Path(s.data).is_file():
-        e.append(f"sft.data={s.data}: no such file")
+        e.append(f"sft.data={s.data}: {_missing(s.data)}")
     if s.eval_data and not Path(s.eval_data).is_file():
-        e.append(f"sft.eval_data={s.eval_data}: no such file")
+        e.append(f"sft.eval_data={s.eval_data}: {_missing(s.eval_data)}")
     if s.batch_size < 1:
         e.append(f"sft.batch_size={s.batch_size}: must be >= 1 (sequences per optimizer step)")
     if s.micro_batch_tokens < 1:

@@ -80,17 +80,27 @@ def raise_collected(path: str | Path, errors: list[str], total: int, what: str) 
     raise SFTDataError(f"{path}: {total} {what}{more}:\n  " + "\n  ".join(errors))
 
 
+def _decode(raw: bytes, first: bool) -> tuple[str, str | None]:
+    """A line's text, or the reason it is not UTF-8 (a byte-order mark may open the file)."""
+    try:
+        return raw.decode("utf-8-sig" if first else "utf-8"), None
+    except UnicodeDecodeError as e:
+        return "", f"not UTF-8 text (byte {e.start}: {raw[e.start : e.start + 1]!r})"
+
+
 def load_examples(path: str | Path) -> list[SFTExample]:
     """Every example of a JSONL file, after checking all its lines (module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise SFTDataError(f"{path}: no such file")
+        raise SFTDataError(f"{path}: {'a directory' if path.is_dir() else 'no such file'}")
     examples, errors, n_bad = [], [], 0
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            line, problem = _decode(raw, first=n == 1)
+            if problem is None and not line.strip():
                 continue  # blank lines are skipped
-            obj, problem = _line_problem(line)
+            if problem is None:
+                obj, problem = _line_problem(line)
             if problem is not None:
                 n_bad += 1
                 if len(errors) < MAX_ERRORS:
