@@ -115,7 +115,7 @@ def load_policy(cfg: EvalAppConfig):
     if cfg.eval.run_dir:
         from experiments.teacher import load_run_policy
 
-        return load_run_policy(Path(cfg.eval.run_dir))
+        return load_run_policy(Path(cfg.eval.run_dir), key="eval.run_dir")
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(cfg.model)
     info = {"source": cfg.model.source, "path": cfg.model.path, "step": 0}

@@ -21,14 +21,14 @@ from rlreason.config import ConfigError, ModelConfig, TeacherConfig
 TEACHER_SOURCES = ("run", "base", "base_small", "local", "hf")
 
 
-def load_run_policy(run_dir: str | Path, device: str | None = None):
-    """(model, tokenizer, info) of a run directory's latest checkpoint."""
+def load_run_policy(run_dir: str | Path, device: str | None = None, key: str = "run_dir"):
+    """(model, tokenizer, info) of a run directory's latest checkpoint; errors name `key`."""
     from experiments.build import build_policy, load_run_config
     from experiments.schema import env_options
     from rlreason.checkpoint import latest_checkpoint, load_trainable
 
     run_dir = Path(run_dir)
-    saved = load_run_config(run_dir, "run_dir")
+    saved = load_run_config(run_dir, key)
     model_cfg = saved.model if device is None else dataclasses.replace(saved.model, device=device)
     torch.manual_seed(saved.seed)  # as build_trainer does: same scratch base weights
     model, tokenizer = build_policy(model_cfg, saved.lora)
@@ -64,7 +64,7 @@ def load_teacher(t: TeacherConfig, model: ModelConfig):
         raise ConfigError(f"teacher.path={t.path}: no such directory")
     try:
         if t.source == "run":
-            teacher, tokenizer, info = load_run_policy(t.path, model.device)
+            teacher, tokenizer, info = load_run_policy(t.path, model.device, "teacher.path")
         else:
             mc = ModelConfig(source=t.source, path=t.path, dtype=dtype, device=model.device)
             teacher, tokenizer = build_model(mc)
