@@ -23,7 +23,6 @@ On-policy distillation (`algo.advantage=onpolicy_distill`, rl/distill.py) takes 
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlreason.data_order import EpochOrder
 from rlreason.distributed import Dist
 from rlreason.eval.runner import evaluate_policy
 from rlreason.model.lora import merged_adapters
@@ -93,7 +93,7 @@ class Trainer:
         self.stop_strings = tuple(self.stop_strings)  # matched on decoded text
         self.scaler = loss_scaler(self.model)  # float16 compute only
         self.alarm = CollapseAlarm()
-        self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation of train tasks)
+        self._order = EpochOrder(len(self.train_tasks), self.cfg.seed)  # the data order
         self.run_dir = Path(self.run_dir)
         self.rows: shard.Rows | None = None  # global rows of the last collected batch
         if not fsdp.is_sharded(self.model):  # sharded: every rank sliced the same full model
@@ -102,15 +102,8 @@ class Trainer:
     # ------------------------------------------------------------------ data
     def next_tasks(self, n: int) -> list:
         """The next `n` tasks of a seeded per-epoch permutation; advances the data position."""
-        N, out = len(self.train_tasks), []
-        for _ in range(n):
-            epoch, i = divmod(self.data_pos, N)
-            if self._order[0] != epoch:
-                order = list(range(N))
-                random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
-                self._order = (epoch, order)
-            out.append(self.train_tasks[self._order[1][i]])
-            self.data_pos += 1
+        out = self._order.take(self.train_tasks, self.data_pos, n)
+        self.data_pos += n
         return out
 
     # ------------------------------------------------------------------ one step

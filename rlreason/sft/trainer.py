@@ -24,7 +24,6 @@ Not here: reading the data (rlreason/sft/data.py), building the model, env or lo
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from rlreason.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlreason.data_order import EpochOrder
 from rlreason.lm_train import masked_lm_loss, pad_batch
 from rlreason.model.precision import loss_scaler
 from rlreason.optim import build_adamw, clip_gradients, scheduled_lr
@@ -87,20 +87,13 @@ class SFTTrainer:
         self.scaler = loss_scaler(self.model)  # float16 compute only
         self.device = next(self.model.parameters()).device
         self.run_dir = Path(self.run_dir)
-        self._order: tuple[int, list[int]] = (-1, [])  # (epoch, its permutation)
+        self._order = EpochOrder(len(self.train_data), self.cfg.seed)  # the data order
 
     # ------------------------------------------------------------------ data
     def next_batch(self, n: int) -> list[SFTSequence]:
         """The next `n` sequences of a seeded per-epoch permutation; advances the data position."""
-        N, out = len(self.train_data), []
-        for _ in range(n):
-            epoch, i = divmod(self.data_pos, N)
-            if self._order[0] != epoch:
-                order = list(range(N))
-                random.Random(self.cfg.seed * 1_000_003 + epoch).shuffle(order)
-                self._order = (epoch, order)
-            out.append(self.train_data[self._order[1][i]])
-            self.data_pos += 1
+        out = self._order.take(self.train_data, self.data_pos, n)
+        self.data_pos += n
         return out
 
     # ------------------------------------------------------------------ one step
