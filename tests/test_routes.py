@@ -30,6 +30,7 @@ def test_all_routes_plan_every_stage_after_the_stages_it_needs(tmp_path):
         (["distill_sft"], ["pure_rl", "traces", "distill_sft"]),
         (["sft_rl"], ["pure_rl", "traces", "sft_cold", "sft_rl"]),
         (["distill_onpolicy"], ["pure_rl", "distill_onpolicy"]),
+        (["r1"], ["pure_rl", "traces", "sft_cold", "sft_rl", "traces_r1", "sft_r1", "r1"]),
     ],
 )
 def test_a_subset_of_routes_plans_only_the_stages_it_needs(tmp_path, routes, expected):
@@ -241,7 +242,8 @@ def compose_routes(*overrides):
 def test_the_routes_job_runs_every_stage_and_writes_the_documented_tables(tmp_path, capsys):
     from experiments.jobs import get_job
 
-    cfg = compose_routes(f"log.run_dir={tmp_path / 'r'}")
+    every = "[base,student_base,pure_rl,sft_rl,distill_sft,distill_onpolicy,r1]"
+    cfg = compose_routes(f"log.run_dir={tmp_path / 'r'}", f"routes.routes={every}")
     assert cfg.job == "routes"
     result = get_job("routes")(cfg, "")
     root = tmp_path / "r"
@@ -258,6 +260,10 @@ def test_the_routes_job_runs_every_stage_and_writes_the_documented_tables(tmp_pa
     assert r["pure_rl"]["optimizer_steps"] == 2 * 2  # 2 steps x 2 epochs
     assert r["sft_rl"]["tokens"] > r["pure_rl"]["tokens"]  # it pays for pure_rl and the traces
     assert r["distill_sft"]["rl_steps_to_0.95"] is None  # no RL in the route
+    assert r["r1"]["stages"][-3:] == ["traces_r1", "sft_r1", "r1"]
+    r1_teacher = json.loads((root / "traces_r1" / "sample.json").read_text())["teacher"]
+    assert r1_teacher["run_dir"] == str(root / "sft_rl")  # round 2 samples the SFT+RL policy
+    assert r["r1"]["tokens"] > r["sft_rl"]["tokens"]
     traces = (root / "traces" / "samples.jsonl").read_text().splitlines()
     assert traces and all({"prompt", "completion"} <= set(json.loads(x)) for x in traces)
     onp = yaml.safe_load((root / "distill_onpolicy" / "config.yaml").read_text())
@@ -266,13 +272,13 @@ def test_the_routes_job_runs_every_stage_and_writes_the_documented_tables(tmp_pa
     logged = (root / "distill_onpolicy" / "metrics.jsonl").read_text()
     assert '"distill/reverse_kl"' in logged  # the teacher scored the student's tokens
     md = (root / "routes.md").read_text()
-    assert md.count("\n| ") >= 6 + 6  # a row per route and per stage
+    assert md.count("\n| ") >= 7 + 9  # a row per route and per stage
     assert (root / "routes_compute.png").read_bytes()[:4] == b"\x89PNG"
     # the same command again reuses every stage and evaluation
     capsys.readouterr()
-    get_job("routes")(compose_routes(f"log.run_dir={root}"), "")
+    get_job("routes")(compose_routes(f"log.run_dir={root}", f"routes.routes={every}"), "")
     out = capsys.readouterr().out
-    assert out.count("already ran") == 6 and "evaluating" not in out
+    assert out.count("already ran") == 9 and "evaluating" not in out
 
 
 def test_own_stages_of_a_route_start_after_the_result_of_another_route():

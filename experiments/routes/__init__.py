@@ -9,7 +9,9 @@ and writes `routes.md`, `routes.json` and accuracy-vs-compute curves (table.py):
 - `sft_rl`: SFT of the base on `pure_rl`'s rejection-sampled traces (cold start), then RL;
 - `distill_sft`: the student fine-tuned on the same traces (DeepSeek's distillation: SFT on
   generated data);
-- `distill_onpolicy`: the student trained by on-policy distillation from `pure_rl`'s policy.
+- `distill_onpolicy`: the student trained by on-policy distillation from `pure_rl`'s policy;
+- `r1` (opt-in, `routes.routes=[..., r1]`): DeepSeek-R1's second round after `sft_rl`: traces of
+  `sft_rl`'s policy, SFT of the base on them, then a final RL stage.
 
 Compute is charged inclusively: a route spends what its own stages spent plus the stages it needs
 (`sft_rl` and both distillations need `pure_rl` and its traces), so routes compare end to end.

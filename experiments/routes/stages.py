@@ -5,8 +5,9 @@ and its own directory `<root>/<stage>`; a stage whose summary file already exist
 again, so an interrupted routes run continues by running the same command with
 `log.run_dir=<root>`. Stages run in dependency order: pure_rl, traces (rejection sampling from
 pure_rl), sft_cold (the base on the traces), sft_rl (RL from sft_cold), distill_sft (the student
-on the traces), distill_onpolicy (the student, taught token by token by pure_rl), then one
-evaluation per route.
+on the traces), distill_onpolicy (the student, taught token by token by pure_rl); for the opt-in
+`r1` route DeepSeek-R1's second round after sft_rl: traces_r1 (rejection sampling from sft_rl),
+sft_r1 (the base on those traces) and r1 (RL from sft_r1); then one evaluation per route.
 
 Not here: what a stage does (its job), the job that runs the routes (job.py), the tables
 (table.py), compute accounting (compute.py).
@@ -45,7 +46,7 @@ def plan(cfg: Config, root: Path) -> list[Stage]:
         "optim.warmup_steps": min(10, r.sft_steps),
         "eval.every": max(r.sft_steps // 5, 1),
     }
-    rl = {"eval.every": r.rl_eval_every}
+    rl, rl_steps = {"eval.every": r.rl_eval_every}, r.sft_rl_steps or cfg.train.steps
     teacher = {"teacher.source": "run", "teacher.path": str(root / "pure_rl")}
     distill = {
         **rl,
@@ -76,12 +77,37 @@ def plan(cfg: Config, root: Path) -> list[Stage]:
                 **rl,
                 "model.source": "run",
                 "model.path": str(root / "sft_cold"),
-                "train.steps": r.sft_rl_steps or cfg.train.steps,
+                "train.steps": rl_steps,
             },
             ("sft_cold",),
         ),
         Stage("distill_sft", "sft", {**sft, **student}, ("traces",)),
         Stage("distill_onpolicy", "rl", distill, ("pure_rl",)),
+        # DeepSeek-R1's second round: traces of the SFT+RL policy, SFT of the base on them, RL
+        Stage(
+            "traces_r1",
+            "sample",
+            {**sample, "teacher.path": str(root / "sft_rl")},
+            ("sft_rl",),
+            summary="sample.json",
+        ),
+        Stage(
+            "sft_r1",
+            "sft",
+            {**sft, "sft.data": str(root / "traces_r1" / "samples.jsonl")},
+            ("traces_r1",),
+        ),
+        Stage(
+            "r1",
+            "rl",
+            {
+                **rl,
+                "model.source": "run",
+                "model.path": str(root / "sft_r1"),
+                "train.steps": rl_steps,
+            },
+            ("sft_r1",),
+        ),
     ]
     wanted = set(_needed(stages, ROUTE_STAGES, r.routes))
     return [s for s in stages if s.name in wanted]
@@ -95,6 +121,7 @@ ROUTE_STAGES: dict[str, str | None] = {
     "sft_rl": "sft_rl",
     "distill_sft": "distill_sft",
     "distill_onpolicy": "distill_onpolicy",
+    "r1": "r1",  # opt-in (not in the default routes): R1's second SFT round and final RL
 }
 
 
