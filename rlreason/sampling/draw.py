@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+NONFINITE = "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
+
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Set logits outside the top-k / nucleus top-p set to -inf. logits (B, V) float32."""
@@ -40,9 +42,19 @@ def _first_above(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor) ->
     idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
     empty = mass.gather(-1, idx) <= 0
     if bool(empty.any()):  # rounding put the target on a zero-mass tail: last with mass
-        last = mass.shape[-1] - 1 - (mass.flip(-1) > 0).long().argmax(-1, keepdim=True)
-        idx = torch.where(empty, last, idx)
+        idx = torch.where(empty, _last_with_mass(mass), idx)
     return idx
+
+
+def first_above_nosync(cdf: torch.Tensor, target: torch.Tensor, mass: torch.Tensor):
+    """`_first_above` without its host read: the zero-mass fallback is applied unconditionally
+    (for a decode loop that must not synchronise, e.g. one captured in a CUDA graph)."""
+    idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
+    return torch.where(mass.gather(-1, idx) <= 0, _last_with_mass(mass), idx)
+
+
+def _last_with_mass(mass: torch.Tensor) -> torch.Tensor:
+    return mass.shape[-1] - 1 - (mass.flip(-1) > 0).long().argmax(-1, keepdim=True)  # (B, 1)
 
 
 def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -63,9 +75,7 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """
     idx, bad = inverse_cdf(probs, u, _first_above)
     if bool(bad.any()):
-        raise FloatingPointError(
-            "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
-        )
+        raise FloatingPointError(NONFINITE)
     return idx
 
 
@@ -103,15 +113,27 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k, top_p, u: torch
     full-vocabulary softmax or sort is built; the log-prob still uses the full-vocabulary
     normaliser (logsumexp) at the sampling temperature.
     """
+    tok, logp, bad = sample_rows(logits, temperature, top_k, top_p, u)
+    if bool(bad.any()):
+        raise FloatingPointError(NONFINITE)
+    return tok, logp
+
+
+def sample_rows(logits, temperature: float, top_k, top_p, u, first_above=_first_above):
+    """`sample_next` without its non-finite check → tok (B,), logp (B,), bad (B,) rows without
+    finite mass (their token is meaningless); with `first_above_nosync` it reads nothing back
+    to the host."""
     logits = logits.float()
     if temperature == 0:
         tok = logits.argmax(-1)
-        return tok, logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
+        lp = logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
+        return tok, lp, torch.zeros_like(tok, dtype=torch.bool)
     scaled = logits if temperature == 1 else logits / temperature  # (B, V)
     lse = scaled.logsumexp(-1)  # (B,)
     cand, cand_idx = scaled, None
     if top_k is not None and top_k < scaled.shape[-1]:
         cand, cand_idx = torch.topk(scaled, top_k, dim=-1)  # (B, k) descending
-    choice = draw(torch.softmax(filter_logits(cand, None, top_p), -1), u)  # (B,)
+    probs = torch.softmax(filter_logits(cand, None, top_p), -1)
+    choice, bad = inverse_cdf(probs, u, first_above)  # (B,)
     tok = choice if cand_idx is None else cand_idx.gather(-1, choice[:, None])[:, 0]
-    return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse
+    return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse, bad

@@ -27,39 +27,17 @@ from __future__ import annotations
 import torch
 
 from rlreason.sampling import kv
-from rlreason.sampling.draw import filter_logits, inverse_cdf
-
-NONFINITE = "generate: the model produced non-finite logits (NaN/inf weights or activations?)"
-
-
-def _first_above(cdf, target, mass):
-    """draw._first_above without the host check: the fallback is applied unconditionally."""
-    idx = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
-    empty = mass.gather(-1, idx) <= 0
-    last = mass.shape[-1] - 1 - (mass.flip(-1) > 0).long().argmax(-1, keepdim=True)
-    return torch.where(empty, last, idx)
+from rlreason.sampling.draw import NONFINITE, first_above_nosync, inverse_cdf, sample_rows
 
 
 def draw_nosync(probs: torch.Tensor, u: torch.Tensor):
     """draw.draw's two-level inverse CDF → (index (B,), bad (B,) rows without finite mass)."""
-    return inverse_cdf(probs, u, _first_above)
+    return inverse_cdf(probs, u, first_above_nosync)
 
 
 def sample_next_nosync(logits, temperature: float, top_k, top_p, u):
     """draw.sample_next without host reads → tok (B,), logp (B,), bad (B,) bool."""
-    logits = logits.float()
-    if temperature == 0:
-        tok = logits.argmax(-1)
-        lp = logits.gather(-1, tok[:, None])[:, 0] - logits.logsumexp(-1)
-        return tok, lp, torch.zeros_like(tok, dtype=torch.bool)
-    scaled = logits if temperature == 1 else logits / temperature  # (B, V)
-    lse = scaled.logsumexp(-1)  # (B,)
-    cand, cand_idx = scaled, None
-    if top_k is not None and top_k < scaled.shape[-1]:
-        cand, cand_idx = torch.topk(scaled, top_k, dim=-1)  # (B, k)
-    choice, bad = draw_nosync(torch.softmax(filter_logits(cand, None, top_p), -1), u)
-    tok = choice if cand_idx is None else cand_idx.gather(-1, choice[:, None])[:, 0]
-    return tok, scaled.gather(-1, tok[:, None])[:, 0] - lse, bad
+    return sample_rows(logits, temperature, top_k, top_p, u, first_above_nosync)
 
 
 class StaticDecoder:
